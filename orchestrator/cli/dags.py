@@ -1,0 +1,159 @@
+"""`orchestrator dags ...`: list, show, trigger, test."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.console import ConsoleListener
+from orchestrator.cli.context import build_context, parse_date
+from orchestrator.cli.output import OutputFormat, emit
+from orchestrator.cli.rows import dag_row, import_error_row, run_row, ti_row
+from orchestrator.models.states import RunState
+from orchestrator.services.runs import parse_conf, trigger_run
+from orchestrator.services.scheduler import Scheduler
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store.tables import DagRunRow
+
+app = typer.Typer(help="List, inspect, trigger and test DAGs.", no_args_is_help=True)
+
+OutputOpt = Annotated[OutputFormat, typer.Option("--output", "-o", help="table or json")]
+ConfOpt = Annotated[str | None, typer.Option("--conf", "-c", help="run conf, a JSON object")]
+
+
+@app.command("list")
+def list_dags(output: OutputOpt = OutputFormat.table) -> None:
+    """Parse the DAG folder and list its DAGs and import errors."""
+    ctx = build_context()
+    ctx.sync_dags()
+    with ctx.sessions() as session:
+        dags = [dag_row(r) for r in dag_store.list_dag_rows(session)]
+        errors = [import_error_row(r) for r in dag_store.list_import_errors(session)]
+    if output == OutputFormat.json:
+        typer.echo(json.dumps({"dags": dags, "import_errors": errors}, indent=2))
+        return
+    emit(dags, ["dag_id", "schedule", "paused", "tasks", "fileloc"], output)
+    for err in errors:
+        typer.secho(f"\nimport error in {err['fileloc']}:", fg=typer.colors.RED, err=True)
+        typer.echo(err["error"].rstrip(), err=True)
+
+
+@app.command("show")
+def show(dag_id: str, output: OutputOpt = OutputFormat.table) -> None:
+    """Show a DAG's tasks and dependencies."""
+    ctx = build_context()
+    spec = ctx.load_dag(dag_id)
+    if output == OutputFormat.json:
+        typer.echo(spec.model_dump_json(indent=2))
+        return
+    typer.echo(f"DAG {spec.dag_id}  ({spec.fileloc})")
+    if spec.description:
+        typer.echo(f"  {spec.description}")
+    rows = [
+        {
+            "task_id": t.task_id,
+            "image": t.image,
+            "upstream": ", ".join(t.upstream_task_ids),
+            "retries": t.retries,
+        }
+        for t in spec.tasks
+    ]
+    emit(rows, ["task_id", "image", "upstream", "retries"], output)
+
+
+@app.command("trigger")
+def trigger(
+    dag_id: str,
+    conf: ConfOpt = None,
+    run_id: Annotated[str | None, typer.Option(help="run id (default manual__<date>)")] = None,
+    logical_date: Annotated[str | None, typer.Option("--date", help="logical date")] = None,
+    output: OutputOpt = OutputFormat.table,
+) -> None:
+    """Queue a manual run for a running `orchestrator scheduler` to execute."""
+    ctx = build_context()
+    spec = ctx.load_dag(dag_id)
+    now = ctx.clock.now()
+    with ctx.sessions.begin() as session:
+        run = trigger_run(
+            session,
+            spec,
+            now=now,
+            conf=parse_conf(conf),
+            logical_date=parse_date(logical_date),
+            run_id=run_id,
+        )
+        row = run_row(run)
+    if output == OutputFormat.json:
+        typer.echo(json.dumps(row, indent=2))
+    else:
+        typer.echo(f"queued run {row['run_id']} of {dag_id}")
+
+
+@app.command("test")
+def test(
+    dag_id: str,
+    logical_date: Annotated[
+        str | None, typer.Option("--date", "-d", help="logical date (default: now)")
+    ] = None,
+    conf: ConfOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="hide task logs")] = False,
+) -> None:
+    """Run one run of a DAG now, in this process, against Docker; exit 1 if it fails."""
+    ctx = build_context()
+    spec = ctx.load_dag(dag_id)
+    now = ctx.clock.now()
+    when = parse_date(logical_date) or now
+    with ctx.sessions.begin() as session:
+        run = trigger_run(
+            session,
+            spec,
+            now=now,
+            conf=parse_conf(conf),
+            logical_date=when,
+            run_id=_free_run_id(session, dag_id, f"test__{when.isoformat()}"),
+            run_type="test",
+        )
+        run_pk, run_id = run.id, run.run_id
+    typer.echo(f"testing DAG {dag_id}: run {run_id}")
+    scheduler = Scheduler(
+        settings=ctx.settings,
+        sessions=ctx.sessions,
+        runtime=ctx.runtime,
+        clock=ctx.clock,
+        listener=ConsoleListener(show_logs=not quiet),
+        run_filter=lambda r: r.id == run_pk,
+    )
+
+    def finished() -> bool:
+        with ctx.sessions() as session:
+            state = RunState(session.get(DagRunRow, run_pk).state)  # type: ignore[union-attr]
+        return state.is_finished
+
+    try:
+        scheduler.run_until_idle(finished)
+    finally:
+        scheduler.close()
+    with ctx.sessions() as session:
+        run_obj = run_store.get_run(session, dag_id, run_id)
+        rows = [ti_row(ti) for ti in run_store.task_instances(session, run_obj.id)]
+        state = RunState(run_obj.state)
+    typer.echo("")
+    emit(rows, ["task_id", "state", "try_number", "exit_code", "output", "state_detail"],
+         OutputFormat.table)
+    if state != RunState.SUCCESS:
+        raise typer.Exit(1)
+
+
+def _free_run_id(session: object, dag_id: str, wanted: str) -> str:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    candidate, n = wanted, 1
+    existing = {r.run_id for r in run_store.list_runs(session, dag_id)}
+    while candidate in existing:
+        n += 1
+        candidate = f"{wanted}__{n}"
+    return candidate

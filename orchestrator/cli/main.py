@@ -1,0 +1,79 @@
+"""The `orchestrator` command."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli import dags, runs, tasks
+from orchestrator.cli.context import build_context
+from orchestrator.errors import OrchestratorError
+
+app = typer.Typer(
+    help="Run DAGs of container tasks on Docker.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The metadata database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(dags.app, name="dags")
+app.add_typer(tasks.app, name="tasks")
+app.add_typer(runs.app, name="runs")
+
+
+def _mount_images() -> None:
+    from orchestrator.cli import images
+
+    app.add_typer(images.app, name="images", help="Make base images and build task images.")
+
+
+_mount_images()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest version."""
+    from orchestrator.store.engine import current_revision, make_engine, upgrade
+
+    ctx = build_context()
+    engine = make_engine(ctx.settings.resolved_database_url)
+    upgrade(engine)
+    typer.echo(f"database at revision {current_revision(engine)}")
+
+
+@app.command("scheduler")
+def scheduler(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the scheduler: parse DAGs, execute queued runs, until SIGINT/SIGTERM."""
+    from orchestrator.services.daemon import run_scheduler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    ctx = build_context()
+    stop = threading.Event()
+
+    def _signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("orchestrator").info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _signal)
+    signal.signal(signal.SIGTERM, _signal)
+    run_scheduler(ctx.settings, ctx.sessions, ctx.runtime, ctx.clock, stop)
+
+
+def main() -> None:
+    try:
+        app()
+    except OrchestratorError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

@@ -1,0 +1,208 @@
+"""`orchestrator tasks ...`: test one task, render its templates, read its logs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.console import ConsoleListener
+from orchestrator.cli.context import AppContext, build_context, fail, parse_date
+from orchestrator.cli.output import OutputFormat
+from orchestrator.errors import TaskNotFound
+from orchestrator.models.run_info import RunInfo
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.states import TaskState
+from orchestrator.scheduling.timetables import (
+    manual_data_interval,
+    next_logical_date,
+    prev_logical_date,
+)
+from orchestrator.services.dag_processing import process_folder
+from orchestrator.services.dag_sync import find_dag
+from orchestrator.services.logs import follow
+from orchestrator.services.runs import parse_conf, trigger_run
+from orchestrator.services.scheduler import Scheduler, run_info, run_outputs
+from orchestrator.settings import Settings
+from orchestrator.store import runs as run_store
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import make_engine, make_session_factory, upgrade
+from orchestrator.templating import render_task
+
+app = typer.Typer(help="Test, render and read the logs of single tasks.", no_args_is_help=True)
+
+DateArg = Annotated[str | None, typer.Argument(help="logical date (default: now)")]
+ConfOpt = Annotated[str | None, typer.Option("--conf", "-c", help="run conf, a JSON object")]
+
+
+def _task(spec: DagSpec, task_id: str) -> TaskSpec:
+    try:
+        return spec.task(task_id)
+    except KeyError:
+        raise TaskNotFound(
+            f"DAG {spec.dag_id!r} has no task {task_id!r} (tasks: {', '.join(spec.task_ids)})"
+        ) from None
+
+
+def _parse_without_recording(settings: Settings, dag_id: str) -> DagSpec:
+    folder = settings.resolved_dags_folder
+    results = process_folder(folder, settings.dag_file_timeout) if folder.is_dir() else []
+    return find_dag(results, dag_id, folder)
+
+
+@app.command("render")
+def render(
+    dag_id: str,
+    task_id: str,
+    logical_date: DateArg = None,
+    conf: ConfOpt = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="render for this existing run (its conf and outputs)")
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--output", "-o")] = OutputFormat.table,
+) -> None:
+    """Print a task's rendered fields for a date (or an existing run). Writes nothing."""
+    ctx = build_context()
+    spec = _parse_without_recording(ctx.settings, dag_id)
+    task = _task(spec, task_id)
+    outputs: dict[str, object] = {}
+    if run_id is not None:
+        with ctx.sessions() as session:
+            run = run_store.get_run(session, dag_id, run_id)
+            info = run_info(spec, run)
+            outputs = run_outputs(session, run)
+    else:
+        when = parse_date(logical_date) or ctx.clock.now()
+        start, end = manual_data_interval(spec.schedule, spec.timezone, when)
+        scheduled = spec.schedule is not None
+        info = RunInfo(
+            run_id=f"manual__{when.isoformat()}",
+            run_type="manual",
+            logical_date=when,
+            data_interval_start=start,
+            data_interval_end=end,
+            conf=parse_conf(conf),
+            prev_logical_date=prev_logical_date(spec.schedule, spec.timezone, when)
+            if scheduled
+            else None,
+            next_logical_date=next_logical_date(spec.schedule, spec.timezone, when)
+            if scheduled
+            else None,
+        )
+    rendered = render_task(spec, task, info, try_number=1, outputs=outputs)
+    data = rendered.model_dump(mode="json")
+    if output == OutputFormat.json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    for name, value in data.items():
+        typer.secho(f"# {name}", bold=True)
+        typer.echo(value if isinstance(value, str) else json.dumps(value, indent=2))
+
+
+@app.command("test")
+def test(
+    dag_id: str,
+    task_id: str,
+    logical_date: DateArg = None,
+    conf: ConfOpt = None,
+) -> None:
+    """Run one task's container now, ignoring dependencies; its state is not recorded."""
+    ctx = build_context()
+    spec = _parse_without_recording(ctx.settings, dag_id)
+    task = _task(spec, task_id)
+    single = spec.model_copy(
+        update={"tasks": (task.model_copy(update={"upstream_task_ids": ()}),)}
+    )
+    with tempfile.TemporaryDirectory(prefix="orch-task-test-") as tmp:
+        settings = ctx.settings.model_copy(update={"home": Path(tmp), "database_url": None})
+        scratch = AppContext(settings)
+        engine = make_engine(settings.resolved_database_url)
+        upgrade(engine)
+        sessions = make_session_factory(engine)
+        scratch.__dict__.update(engine=engine, sessions=sessions)
+        from orchestrator.store.dags import upsert_dag
+
+        now = ctx.clock.now()
+        with sessions.begin() as session:
+            upsert_dag(session, single, now)
+            run = trigger_run(
+                session, single, now=now, conf=parse_conf(conf),
+                logical_date=parse_date(logical_date) or now, run_type="test",
+                run_id=f"test__{(parse_date(logical_date) or now).isoformat()}",
+            )
+            run_pk = run.id
+        scheduler = Scheduler(
+            settings=settings,
+            sessions=sessions,
+            runtime=ctx.runtime,
+            clock=ctx.clock,
+            listener=ConsoleListener(),
+            run_filter=lambda r: r.id == run_pk,
+        )
+
+        def finished() -> bool:
+            with sessions() as session:
+                return all(
+                    TaskState(ti.state).is_finished
+                    for ti in run_store.task_instances(session, run_pk)
+                )
+
+        try:
+            scheduler.run_until_idle(finished)
+        finally:
+            scheduler.close()
+        with sessions() as session:
+            ti = run_store.task_instances(session, run_pk)[0]
+            state, output_json, detail = ti.state, ti.output_json, ti.state_detail
+        engine.dispose()
+    typer.echo(f"\n{task_id}: {state}" + (f" ({detail})" if state != "success" else ""))
+    if output_json is not None:
+        typer.echo(f"output: {output_json}")
+    if state != TaskState.SUCCESS.value:
+        raise typer.Exit(1)
+
+
+@app.command("logs")
+def logs(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    try_number: Annotated[
+        int | None, typer.Option("--try", help="attempt number (default: latest)")
+    ] = None,
+    map_index: Annotated[int, typer.Option(help="mapped instance")] = -1,
+    follow_: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing until the attempt ends")
+    ] = False,
+) -> None:
+    """Print an attempt's log (kept after its container is gone)."""
+    ctx = build_context()
+    with ctx.sessions() as session:
+        ti = ti_store.get_ti(session, dag_id, run_id, task_id, map_index)
+        number = try_number or ti.try_number
+        attempt = ti_store.get_attempt(session, ti.id, number)
+        ti_id = ti.id
+    if attempt is None:
+        fail(f"task {task_id!r} of run {run_id!r} has no attempt {number} yet")
+        return
+    path = Path(attempt.log_path)
+
+    def finished() -> bool:
+        if not follow_:
+            return True
+        with ctx.sessions() as session:
+            row = ti_store.get_attempt(session, ti_id, number)
+            return row is not None and TaskState(row.state) not in (
+                TaskState.QUEUED,
+                TaskState.RUNNING,
+            )
+
+    if not path.exists() and not follow_:
+        fail(f"no log file at {path}")
+    for chunk in follow(path, finished=finished):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()

@@ -1,0 +1,82 @@
+"""Every exception the orchestrator raises on purpose.
+
+    OrchestratorError                 root: catch this to catch everything we raise
+    ├── UserError                     the user's input or the user's containers were wrong
+    │   ├── DagDefinitionError        a DAG file builds an invalid DAG (cycle, duplicate id, ...)
+    │   ├── DagImportError            a DAG file could not be imported (syntax, exception, timeout)
+    │   ├── DagNotFound               no DAG with that id is known to the store
+    │   ├── RunNotFound / TaskNotFound
+    │   ├── RunAlreadyExists          a run id that is taken
+    │   ├── InvalidConf               run conf is not a JSON object, or fails params validation
+    │   ├── TemplateError             a templated field failed to render (names task and field)
+    │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
+    │   └── OutputError               the task's output file is not JSON or is too large
+    └── InternalError                 our bug or our environment; never the user's fault
+        ├── RuntimeUnavailable        the container engine cannot be reached
+        └── IllegalTransition         a state change the transition table forbids
+
+User errors carry a message saying what was wrong, where, and what to do; they become recorded,
+visible errors (task state detail, import errors) and never stop a long-running process.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Root of every exception the orchestrator raises on purpose."""
+
+
+class UserError(OrchestratorError):
+    """The user's DAG, template, input or container was wrong."""
+
+
+class DagDefinitionError(UserError):
+    """A DAG is invalid as written: a cycle, a duplicate task id, a missing image, ..."""
+
+
+class DagImportError(UserError):
+    """A DAG file could not be imported: syntax error, exception, or timeout."""
+
+
+class DagNotFound(UserError):
+    """No DAG with this id is known."""
+
+
+class RunNotFound(UserError):
+    """No run with this id exists for the DAG."""
+
+
+class RunAlreadyExists(UserError):
+    """A run with this id already exists for the DAG."""
+
+
+class TaskNotFound(UserError):
+    """No task with this id exists in the DAG."""
+
+
+class InvalidConf(UserError):
+    """Run conf is not a JSON object, or does not satisfy the DAG's params."""
+
+
+class TemplateError(UserError):
+    """A templated field failed to render."""
+
+
+class ImageUnavailable(UserError):
+    """The task's image is not present and could not (or may not) be pulled."""
+
+
+class OutputError(UserError):
+    """A task's output file is not a single JSON value, or is too large."""
+
+
+class InternalError(OrchestratorError):
+    """A fault of the orchestrator or its environment, not of the user's input."""
+
+
+class RuntimeUnavailable(InternalError):
+    """The container engine could not be reached."""
+
+
+class IllegalTransition(InternalError):
+    """A state change that the transition table does not allow."""

@@ -1,0 +1,67 @@
+"""What the scheduler asks a container runtime to run, and what it hears back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.models.specs import Mount, PullPolicy
+
+#: Labels put on every container the orchestrator makes.
+LABEL_MANAGED = "orch.managed"
+LABEL_INSTANCE = "orch.instance"
+LABEL_DAG = "orch.dag_id"
+LABEL_RUN = "orch.run_id"
+LABEL_TASK = "orch.task_id"
+LABEL_MAP_INDEX = "orch.map_index"
+LABEL_TRY = "orch.try_number"
+
+#: Where the per-attempt output directory is mounted inside every task container.
+OUTPUT_DIR_IN_CONTAINER = "/orch/output"
+OUTPUT_FILE_NAME = "output.json"
+
+
+class LaunchRequest(BaseModel):
+    """A fully rendered container to create: nothing left to template."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    image: str
+    command: str | tuple[str, ...] | None = None
+    entrypoint: str | tuple[str, ...] | None = None
+    environment: dict[str, str] = {}
+    mounts: tuple[Mount, ...] = ()
+    working_dir: str | None = None
+    user: str | None = None
+    network: str | None = None
+    nano_cpus: int | None = None
+    mem_limit: int | None = None
+    shm_size: int | None = None
+    labels: dict[str, str] = {}
+    pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+
+
+class ContainerExit(BaseModel):
+    """How a container ended."""
+
+    model_config = ConfigDict(frozen=True)
+
+    exit_code: int
+    oom_killed: bool = False
+    error: str | None = None  # the engine's own error (e.g. the command could not be started)
+    finished_at: datetime | None = None
+
+
+class ContainerInfo(BaseModel):
+    """A container of ours as the engine reports it (used to reconcile after a restart)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    labels: dict[str, str]
+    status: Literal["created", "running", "exited", "other"]
+    exit: ContainerExit | None = None

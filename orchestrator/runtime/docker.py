@@ -1,0 +1,649 @@
+"""The Docker adapter: runs task containers on a local (or remote) Docker Engine.
+
+Every call blocks and is safe to make from many threads at once: the scheduler runs them in a
+bounded worker pool, and each `follow_logs` holds one connection for the container's lifetime,
+so the client's connection pool is sized for that (`from_url(max_pool_size=...)`).
+
+Engine errors are translated at this boundary:
+
+- the engine cannot be reached                  -> RuntimeUnavailable
+- an image is missing / cannot be pulled        -> ImageUnavailable (the engine's message)
+- the engine refuses a container (bad mount,
+  command not found, name taken by a stranger)  -> UserError (the engine's message)
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Literal
+
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from orchestrator.errors import ImageUnavailable, RuntimeUnavailable, UserError
+from orchestrator.models.launch import (
+    LABEL_DAG,
+    LABEL_MAP_INDEX,
+    LABEL_RUN,
+    LABEL_TASK,
+    LABEL_TRY,
+    ContainerExit,
+    ContainerInfo,
+    LaunchRequest,
+)
+from orchestrator.models.specs import Mount, PullPolicy
+from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, Subscription
+
+logger = logging.getLogger(__name__)
+
+#: Connections kept per engine: worker pool (~16) + one per followed log stream + events.
+DEFAULT_MAX_POOL_SIZE = 128
+#: How long a positive "image is present" answer is trusted.
+DEFAULT_IMAGE_CACHE_SECONDS = 5.0
+#: Exit code reported for a container that vanished before its exit was harvested.
+MISSING_CONTAINER_EXIT_CODE = -1
+
+_IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+_RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between reconnect attempts
+_START_POLL_SECONDS = 0.01  # how often follow_logs looks whether a created container started
+_RESUME_MARGIN_SECONDS = 1.0  # a resumed log stream re-reads this much before the newest line
+_REMEMBERED_FRAMES = 10_000  # log frames remembered (at least) to de-duplicate a resumed stream
+
+
+@contextlib.contextmanager
+def _engine(action: str) -> Iterator[None]:
+    """Turn "cannot talk to the engine" into RuntimeUnavailable, naming what we were doing."""
+    try:
+        yield
+    except requests.exceptions.ConnectionError as exc:
+        raise RuntimeUnavailable(
+            f"the Docker engine could not be reached while trying to {action}: {exc}"
+        ) from exc
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def _exit_from_state(state: dict[str, Any]) -> ContainerExit | None:
+    """The exit recorded in an inspect `State`, or None while the container may still run."""
+    status = state.get("Status")
+    error = state.get("Error") or None
+    if status in ("exited", "dead", "removing") or (status == "created" and error):
+        # A container whose start failed stays "created" with the engine's error and code 127.
+        return ContainerExit(
+            exit_code=int(state.get("ExitCode", 0)),
+            oom_killed=bool(state.get("OOMKilled", False)),
+            error=error,
+            finished_at=_parse_time(state.get("FinishedAt")),
+        )
+    return None
+
+
+def _info_status(status: str) -> Literal["created", "running", "exited", "other"]:
+    if status == "created":
+        return "created"
+    if status == "running":
+        return "running"
+    if status in ("exited", "dead"):
+        return "exited"
+    return "other"
+
+
+def _docker_mount(mount: Mount) -> docker.types.Mount:
+    return docker.types.Mount(
+        target=mount.target,
+        source=mount.source,
+        type=mount.type,
+        read_only=mount.read_only,
+    )
+
+
+def _command(value: str | tuple[str, ...] | None) -> str | list[str] | None:
+    """A string is split shell-style by the SDK (as docker-compose does); a tuple is exact."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+class DockerRuntime(ContainerRuntime):
+    """Task containers on a Docker Engine, through the docker SDK's low-level API."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        image_cache_seconds: float = DEFAULT_IMAGE_CACHE_SECONDS,
+    ) -> None:
+        self._client = client
+        self._api = client.api
+        self._image_cache_seconds = image_cache_seconds
+        self._images_lock = threading.Lock()
+        self._image_seen: dict[str, float] = {}  # image -> monotonic time it was last confirmed
+        self._image_pull_started: dict[str, float] = {}  # last successful pull's start time
+        self._image_locks: dict[str, threading.Lock] = {}
+        self._subscriptions: list[_ExitWatcher] = []
+        self._subscriptions_lock = threading.Lock()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None,
+        *,
+        max_pool_size: int = DEFAULT_MAX_POOL_SIZE,
+        timeout: float = 60.0,
+        image_cache_seconds: float = DEFAULT_IMAGE_CACHE_SECONDS,
+    ) -> DockerRuntime:
+        """Connect to the engine at `url` (`unix:///var/run/docker.sock`, `tcp://host:2375`)
+        or, when None, where `DOCKER_HOST` / the default socket points.
+
+        The API version is negotiated with the engine (works with old engines such as 20.10,
+        API 1.41). Raises RuntimeUnavailable if the engine cannot be reached.
+        """
+        where = url or "DOCKER_HOST or the default socket"
+        try:
+            if url is None:
+                client = docker.from_env(
+                    version="auto", max_pool_size=max_pool_size, timeout=timeout
+                )
+            else:
+                client = docker.DockerClient(
+                    base_url=url, version="auto", max_pool_size=max_pool_size, timeout=timeout
+                )
+            client.api.ping()
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise RuntimeUnavailable(
+                f"cannot reach the Docker engine at {where}: {exc}. Is dockerd running, and may "
+                "this user open its socket (member of the 'docker' group)?"
+            ) from exc
+        return cls(client, image_cache_seconds=image_cache_seconds)
+
+    # ---------------------------------------------------------------- images and volumes
+
+    def ensure_image(self, image: str, policy: PullPolicy, log: LogSink) -> None:
+        """Make `image` available per `policy`.
+
+        Positive answers are cached for a few seconds and checks of one image are serialized,
+        so a burst of launches of the same image costs one inspect (or one pull), not fifty.
+        With `always`, a pull of the image that *started* after this call began counts as ours.
+        """
+        requested_at = time.monotonic()
+        with self._image_lock(image):
+            if policy is PullPolicy.ALWAYS:
+                if self._image_pull_started.get(image, -math.inf) >= requested_at:
+                    return
+                self._pull(image, log)
+                return
+            if self._image_present(image):
+                return
+            if policy is PullPolicy.NEVER:
+                raise ImageUnavailable(
+                    f"image {image!r} is not present and pull_policy is 'never'; build it or "
+                    f"load it on the engine (docker build -t {image} ... / docker load), "
+                    "or set pull_policy to 'if_not_present'"
+                )
+            self._pull(image, log)
+
+    def _image_lock(self, image: str) -> threading.Lock:
+        with self._images_lock:
+            return self._image_locks.setdefault(image, threading.Lock())
+
+    def _image_present(self, image: str) -> bool:
+        seen = self._image_seen.get(image)
+        if seen is not None and time.monotonic() - seen < self._image_cache_seconds:
+            return True
+        with _engine(f"inspect image {image!r}"):
+            try:
+                self._api.inspect_image(image)
+            except docker.errors.ImageNotFound:
+                self._image_seen.pop(image, None)
+                return False
+        self._image_seen[image] = time.monotonic()
+        return True
+
+    def _pull(self, image: str, log: LogSink) -> None:
+        started = time.monotonic()
+        log(f"pulling image {image}\n".encode())
+        last_status: dict[str, str] = {}
+        try:
+            with _engine(f"pull image {image!r}"):
+                for event in self._api.pull(image, stream=True, decode=True):
+                    if "error" in event:
+                        raise docker.errors.APIError(event["error"], explanation=event["error"])
+                    status = str(event.get("status", ""))
+                    layer = str(event.get("id", ""))
+                    if last_status.get(layer) != status:  # skip progress-bar ticks
+                        last_status[layer] = status
+                        log(f"{layer + ': ' if layer else ''}{status}\n".encode())
+        except docker.errors.APIError as exc:
+            message = _explain(exc)
+            log(f"pull of {image} failed: {message}\n".encode())
+            self._image_seen.pop(image, None)
+            raise ImageUnavailable(
+                f"could not pull image {image!r}: {message}. Check the image name and that the "
+                "registry is reachable and logged in (docker login), or build/load the image on "
+                "the engine and set pull_policy to 'never'"
+            ) from exc
+        self._image_pull_started[image] = started
+        self._image_seen[image] = time.monotonic()
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> None:
+        """Create the named volume with these labels unless it exists (labels of an existing
+        volume are left alone)."""
+        with _engine(f"create volume {name!r}"):
+            try:
+                self._api.inspect_volume(name)
+                return
+            except docker.errors.NotFound:
+                pass
+            try:
+                self._api.create_volume(name=name, labels=labels)
+            except docker.errors.APIError as exc:
+                raise UserError(f"cannot create volume {name!r}: {_explain(exc)}") from exc
+
+    # ---------------------------------------------------------------- container lifecycle
+
+    def create(self, request: LaunchRequest) -> str:
+        """Create the container without starting it; idempotent by `request.name`.
+
+        Memory swap is capped at the memory limit so that exceeding it OOM-kills the task
+        instead of swapping. The container is not auto-removed: `remove` runs after logs and
+        output are harvested.
+        """
+        for mount in request.mounts:
+            if mount.type == "volume" and mount.source:
+                self.ensure_volume(mount.source, request.labels)
+        with _engine(f"create container {request.name!r}"):
+            host_config = self._api.create_host_config(
+                mounts=[_docker_mount(m) for m in request.mounts],
+                network_mode=request.network,
+                nano_cpus=request.nano_cpus,
+                mem_limit=request.mem_limit,
+                memswap_limit=request.mem_limit,
+                shm_size=request.shm_size,
+                auto_remove=False,
+            )
+            try:
+                created = self._api.create_container(
+                    image=request.image,
+                    name=request.name,
+                    command=_command(request.command),
+                    entrypoint=_command(request.entrypoint),
+                    environment=dict(request.environment),
+                    labels=dict(request.labels),
+                    working_dir=request.working_dir,
+                    user=request.user or None,
+                    host_config=host_config,
+                )
+            except docker.errors.ImageNotFound as exc:
+                self._image_seen.pop(request.image, None)
+                raise ImageUnavailable(
+                    f"image {request.image!r} disappeared from the engine before container "
+                    f"{request.name!r} could be created: {_explain(exc)}"
+                ) from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:
+                    return self._existing(request)
+                raise UserError(
+                    f"the engine refused to create container {request.name!r} "
+                    f"(image {request.image!r}): {_explain(exc)}"
+                ) from exc
+        return str(created["Id"])
+
+    def _existing(self, request: LaunchRequest) -> str:
+        """The id of the container already named `request.name`, if it is this attempt's."""
+        try:
+            found = self._api.inspect_container(request.name)
+        except docker.errors.NotFound:  # removed since the conflict: create afresh
+            return self.create(request)
+        labels = found["Config"].get("Labels") or {}
+        mismatched = {
+            key: labels.get(key)
+            for key in _IDENTITY_LABELS
+            if key in request.labels and labels.get(key) != request.labels[key]
+        }
+        if mismatched:
+            raise UserError(
+                f"a container named {request.name!r} already exists but belongs to something "
+                f"else (labels {mismatched}); remove it (docker rm -f {request.name})"
+            )
+        return str(found["Id"])
+
+    def start(self, container_id: str) -> None:
+        """Start the container. Starting a running container is a no-op.
+
+        If the engine cannot start it (command not found, bad user, ...) this raises UserError
+        with the engine's message; no exit event follows, but `exit_status` then reports the
+        failure (exit code 127 and the engine's error).
+        """
+        with _engine(f"start container {container_id[:12]}"):
+            try:
+                self._api.start(container_id)
+            except docker.errors.APIError as exc:
+                raise UserError(
+                    f"container {container_id[:12]} could not start: {_explain(exc)}. "
+                    "Check the task's image, command, entrypoint, user and mounts"
+                ) from exc
+
+    def stop(self, container_id: str, grace_seconds: float) -> None:
+        """SIGTERM (or the image's STOPSIGNAL), SIGKILL after `grace_seconds` (rounded up to a
+        whole second: the engine's unit)."""
+        grace = max(0, math.ceil(grace_seconds))
+        with _engine(f"stop container {container_id[:12]}"):
+            try:
+                self._api.stop(container_id, timeout=grace)
+            except docker.errors.NotFound:
+                return
+
+    def remove(self, container_id: str) -> None:
+        """Force-remove the container and its anonymous volumes; named volumes stay."""
+        with _engine(f"remove container {container_id[:12]}"):
+            try:
+                self._api.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and "already in progress" in _explain(exc):
+                    return
+                raise
+
+    def exit_status(self, container_id: str) -> ContainerExit | None:
+        """How the container ended; None while it is created (and not failed) or running.
+
+        A container that no longer exists is reported as ended with exit code -1 and an error
+        saying so: its attempt is lost and must be failed (or retried), never waited for.
+        """
+        with _engine(f"inspect container {container_id[:12]}"):
+            try:
+                state = self._api.inspect_container(container_id)["State"]
+            except docker.errors.NotFound:
+                return ContainerExit(
+                    exit_code=MISSING_CONTAINER_EXIT_CODE,
+                    error=f"container {container_id[:12]} no longer exists "
+                    "(removed outside the orchestrator?)",
+                )
+        return _exit_from_state(state)
+
+    def list_containers(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        """Every container carrying all of `labels`; containers that are not running are
+        inspected to report their exit."""
+        filters = {"label": [f"{key}={value}" for key, value in labels.items()]}
+        infos: list[ContainerInfo] = []
+        with _engine("list containers"):
+            for row in self._api.containers(all=True, filters=filters):
+                status = str(row.get("State", ""))
+                exit_ = None
+                if status not in ("running", "paused", "restarting"):
+                    try:
+                        state = self._api.inspect_container(row["Id"])["State"]
+                    except docker.errors.NotFound:
+                        continue
+                    status = str(state.get("Status", status))
+                    exit_ = _exit_from_state(state)
+                names = row.get("Names") or [""]
+                infos.append(
+                    ContainerInfo(
+                        id=row["Id"],
+                        name=names[0].lstrip("/"),
+                        labels=row.get("Labels") or {},
+                        status=_info_status(status),
+                        exit=exit_,
+                    )
+                )
+        return infos
+
+    # ---------------------------------------------------------------- logs
+
+    def follow_logs(self, container_id: str, sink: LogSink) -> None:
+        """Stream stdout and stderr (interleaved, as written) to `sink` until the container has
+        stopped and everything it printed was delivered.
+
+        Works right after `start` and on a container that already exited (all of its logs).
+        Called on a created container it waits for the start, so following *before* starting
+        (what the scheduler does) cannot miss a line. If the stream breaks while the container
+        still runs, it is resumed without repeating lines. A container that does not exist
+        yields nothing.
+        """
+        delivered = _DeliveredFrames()
+        pause = _RECONNECT_BACKOFF[0]
+        while True:
+            with _engine(f"read logs of container {container_id[:12]}"):
+                try:
+                    state = self._api.inspect_container(container_id)["State"]
+                    if state.get("Status") == "created" and not state.get("Error"):
+                        time.sleep(_START_POLL_SECONDS)
+                        continue
+                    # Asked while (or after) it runs, the engine follows until the container
+                    # stops; asked after it stopped, it sends the whole log and ends.
+                    since = delivered.resume_point()
+                    stream = self._api.logs(
+                        container_id,
+                        stdout=True,
+                        stderr=True,
+                        stream=True,
+                        follow=True,
+                        timestamps=True,
+                        **({} if since is None else {"since": since}),
+                    )
+                except docker.errors.NotFound:
+                    logger.warning("logs of container %s: it no longer exists", container_id)
+                    return
+                try:
+                    for frame in stream:
+                        payload = delivered.admit(frame)
+                        if payload is not None:
+                            sink(payload)
+                finally:
+                    stream.close()
+                if _exit_from_state(state) is not None:
+                    return  # it had already stopped: that read was the complete log
+                try:
+                    state = self._api.inspect_container(container_id)["State"]
+                except docker.errors.NotFound:
+                    return
+            if _exit_from_state(state) is not None:
+                return
+            time.sleep(pause)  # the stream broke while the container runs: resume
+            pause = min(pause * 2, _RECONNECT_BACKOFF[1])
+
+    # ---------------------------------------------------------------- events
+
+    def watch_exits(self, labels: dict[str, str], on_exit: ExitCallback) -> Subscription:
+        """Call `on_exit(container_id)` from a background thread for each `die` event of a
+        container carrying all of `labels`.
+
+        Returns once the engine has accepted the subscription. The subscription asks for
+        events since the moment of the call, so an exit racing the subscription is still
+        delivered (this assumes the engine's clock agrees with ours, as on a local engine).
+        If the stream breaks, it reconnects with a short backoff and replays what happened
+        meanwhile (from the engine's in-memory event log). Delivery is at least once; a
+        callback that raises is logged and does not stop the subscription.
+        """
+        watcher = _ExitWatcher(self._api, labels, on_exit)
+        watcher.connect_first()
+        with self._subscriptions_lock:
+            self._subscriptions = [s for s in self._subscriptions if not s.closed]
+            self._subscriptions.append(watcher)
+        return watcher
+
+    def close(self) -> None:
+        """End every event subscription and release the engine's connections."""
+        with self._subscriptions_lock:
+            watchers, self._subscriptions = self._subscriptions, []
+        for watcher in watchers:
+            watcher.close()
+        self._client.close()
+
+
+def _stamp_seconds(stamp: bytes) -> float:
+    """A log timestamp (`2026-01-02T03:04:05.123456789Z`, UTC) in seconds; 0 if unreadable."""
+    try:
+        text = stamp.decode()
+        whole = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
+    except (UnicodeDecodeError, ValueError):
+        return 0.0
+    micros = text[20:26] if text[19:20] == "." else "0"
+    return whole + int(micros.ljust(6, "0")) / 1_000_000
+
+
+class _DeliveredFrames:
+    """Remembers recently delivered log frames so that a resumed stream repeats none of them.
+
+    The engine stamps each line when it reads the container's pipe, so stdout and stderr lines
+    are stored slightly out of timestamp order: the resume point is the newest stamp minus a
+    margin, and replayed frames are recognised by (stamp, payload), not by position.
+    """
+
+    def __init__(self) -> None:
+        self._delivered: Counter[tuple[bytes, int]] = Counter()
+        self._replay: Counter[tuple[bytes, int]] = Counter()
+        self._newest = b""
+        self._limit = _REMEMBERED_FRAMES
+
+    def resume_point(self) -> float | None:
+        """Where a new stream should start (seconds since the epoch); None for the beginning."""
+        if not self._newest:
+            return None
+        self._replay = Counter(self._delivered)
+        point = _stamp_seconds(self._newest) - _RESUME_MARGIN_SECONDS
+        return point if point > 0 else None
+
+    def admit(self, frame: bytes) -> bytes | None:
+        """The frame's payload, or None if it was delivered before."""
+        stamp, _, payload = frame.partition(b" ")
+        key = (stamp, hash(payload))
+        if self._replay[key] > 0:
+            self._replay[key] -= 1
+            return None
+        self._delivered[key] += 1
+        self._newest = max(self._newest, stamp)
+        if len(self._delivered) > self._limit:
+            cutoff = _stamp_seconds(self._newest) - 2 * _RESUME_MARGIN_SECONDS
+            self._delivered = Counter(
+                {k: n for k, n in self._delivered.items() if _stamp_seconds(k[0]) >= cutoff}
+            )
+            self._limit = max(_REMEMBERED_FRAMES, 2 * len(self._delivered))
+        return payload
+
+
+class _ExitWatcher(Subscription):
+    """One `die`-event subscription, with its own thread and reconnect loop."""
+
+    def __init__(self, api: Any, labels: dict[str, str], on_exit: ExitCallback) -> None:
+        self._api = api
+        self._filters = {
+            "type": "container",
+            "event": "die",
+            "label": [f"{key}={value}" for key, value in labels.items()],
+        }
+        self._on_exit = on_exit
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._stream: Any = None
+        self._thread: threading.Thread | None = None
+        self._since_nano = 0  # resume point: time of the last event seen (or of subscribing)
+        self._seen_at_since: set[str] = set()  # container ids already delivered at that time
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def connect_first(self) -> None:
+        """Subscribe (raising RuntimeUnavailable if the engine is down) and start the thread."""
+        self._since_nano = time.time_ns()
+        with _engine("subscribe to container events"):
+            self._open()
+        self._thread = threading.Thread(target=self._run, name="docker-exit-events", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> bool:
+        since = f"{self._since_nano // 1_000_000_000}.{self._since_nano % 1_000_000_000:09d}"
+        stream = self._api.events(since=since, filters=self._filters, decode=True)
+        with self._lock:
+            if self._closed.is_set():
+                _close_quietly(stream)
+                return False
+            self._stream = stream
+        return True
+
+    def _run(self) -> None:
+        pause = _RECONNECT_BACKOFF[0]
+        while not self._closed.is_set():
+            if self._stream is None:
+                try:
+                    if not self._open():
+                        return
+                except Exception as exc:  # engine down or restarting: keep trying until closed
+                    logger.warning("container events: reconnect failed (%s); retrying", exc)
+                    self._closed.wait(pause)
+                    pause = min(pause * 2, _RECONNECT_BACKOFF[1])
+                    continue
+            try:
+                for event in self._stream:
+                    pause = _RECONNECT_BACKOFF[0]
+                    self._deliver(event)
+            except Exception as exc:
+                if not self._closed.is_set():
+                    logger.warning("container events: stream broke (%s); reconnecting", exc)
+            with self._lock:
+                stream, self._stream = self._stream, None
+            _close_quietly(stream)
+            if not self._closed.is_set():
+                logger.info("container events: stream ended; reconnecting")
+                self._closed.wait(pause)
+                pause = min(pause * 2, _RECONNECT_BACKOFF[1])
+
+    def _deliver(self, event: dict[str, Any]) -> None:
+        container_id = str(event.get("id") or event.get("Actor", {}).get("ID", ""))
+        time_nano = int(event.get("timeNano") or 0)
+        if not container_id:
+            return
+        if time_nano < self._since_nano:
+            return
+        if time_nano == self._since_nano:
+            if container_id in self._seen_at_since:
+                return  # replayed after a reconnect
+        else:
+            self._since_nano, self._seen_at_since = time_nano, set()
+        self._seen_at_since.add(container_id)
+        try:
+            self._on_exit(container_id)
+        except Exception:
+            logger.exception("exit callback failed for container %s", container_id)
+
+    def close(self) -> None:
+        """Stop delivering; unblocks the thread by closing its connection and waits for it."""
+        self._closed.set()
+        with self._lock:
+            stream, self._stream = self._stream, None
+        _close_quietly(stream)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+
+def _close_quietly(stream: Any) -> None:
+    if stream is None:
+        return
+    try:
+        stream.close()
+    except Exception:  # already closed, or the socket is gone
+        logger.debug("closing an event stream failed", exc_info=True)

@@ -1,0 +1,183 @@
+"""The container contract: names, labels, environment, the output mount and the output file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.models.launch import (
+    LABEL_DAG,
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_MAP_INDEX,
+    LABEL_RUN,
+    LABEL_TASK,
+    LABEL_TRY,
+    OUTPUT_DIR_IN_CONTAINER,
+    OUTPUT_FILE_NAME,
+    LaunchRequest,
+)
+from orchestrator.models.run_info import RunInfo
+from orchestrator.models.specs import Mount, TaskSpec
+from orchestrator.settings import Settings
+from orchestrator.templating import RenderedTask
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class AttemptKey:
+    """Identifies one attempt of one task instance."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    def slug(self) -> str:
+        """A filesystem- and Docker-safe rendering of the key (deterministic)."""
+        parts = [self.dag_id, self.task_id, _UNSAFE.sub("_", self.run_id)]
+        if self.map_index >= 0:
+            parts.append(f"m{self.map_index}")
+        parts.append(f"t{self.try_number}")
+        return "-".join(parts)
+
+
+def container_name(instance: str, key: AttemptKey) -> str:
+    """Deterministic per attempt: a restarted scheduler finds the same container again."""
+    name = f"{instance}-{key.slug()}"
+    if len(name) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+        name = f"{name[: _MAX_NAME - 13]}-{digest}"
+    return name
+
+
+def instance_labels(settings: Settings) -> dict[str, str]:
+    """Labels that mark a container as belonging to this orchestrator installation."""
+    return {LABEL_MANAGED: "true", LABEL_INSTANCE: settings.instance_name}
+
+
+def container_labels(settings: Settings, key: AttemptKey) -> dict[str, str]:
+    return {
+        **settings.extra_labels,
+        **instance_labels(settings),
+        LABEL_DAG: key.dag_id,
+        LABEL_RUN: key.run_id,
+        LABEL_TASK: key.task_id,
+        LABEL_MAP_INDEX: str(key.map_index),
+        LABEL_TRY: str(key.try_number),
+    }
+
+
+def attempt_dir(root: Path, key: AttemptKey) -> Path:
+    """Airflow-style per-attempt path under `root` (used for logs and outputs)."""
+    run = _UNSAFE.sub("_", key.run_id)
+    path = root / f"dag_id={key.dag_id}" / f"run_id={run}" / f"task_id={key.task_id}"
+    if key.map_index >= 0:
+        path = path / f"map_index={key.map_index}"
+    return path
+
+
+def log_path(settings: Settings, key: AttemptKey) -> Path:
+    return attempt_dir(settings.logs_folder, key) / f"attempt={key.try_number}.log"
+
+
+def output_dir(settings: Settings, key: AttemptKey) -> Path:
+    return attempt_dir(settings.outputs_folder, key) / f"attempt={key.try_number}"
+
+
+def contract_environment(key: AttemptKey, run: RunInfo) -> dict[str, str]:
+    """The `ORCH_*` variables every task container sees (they win over the user's)."""
+    return {
+        "ORCH_DAG_ID": key.dag_id,
+        "ORCH_TASK_ID": key.task_id,
+        "ORCH_RUN_ID": key.run_id,
+        "ORCH_LOGICAL_DATE": run.logical_date.isoformat(),
+        "ORCH_DATA_INTERVAL_START": run.data_interval_start.isoformat(),
+        "ORCH_DATA_INTERVAL_END": run.data_interval_end.isoformat(),
+        "ORCH_TRY_NUMBER": str(key.try_number),
+        "ORCH_MAP_INDEX": str(key.map_index),
+        "ORCH_OUTPUT_PATH": f"{OUTPUT_DIR_IN_CONTAINER}/{OUTPUT_FILE_NAME}",
+    }
+
+
+def prepare_output_dir(path: Path) -> None:
+    """An empty directory any container user may write into."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o777)
+    stale = path / OUTPUT_FILE_NAME
+    if stale.exists():
+        stale.unlink()
+
+
+def build_launch_request(
+    settings: Settings,
+    task: TaskSpec,
+    rendered: RenderedTask,
+    key: AttemptKey,
+    run: RunInfo,
+    host_output_dir: Path,
+) -> LaunchRequest:
+    """Everything Docker needs for one attempt, nothing left to template."""
+    env = {**rendered.environment, **contract_environment(key, run)}
+    mounts = (
+        *rendered.mounts,
+        Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER),
+    )
+    return LaunchRequest(
+        name=container_name(settings.instance_name, key),
+        image=rendered.image,
+        command=rendered.command,
+        entrypoint=rendered.entrypoint,
+        environment=env,
+        mounts=mounts,
+        working_dir=rendered.working_dir,
+        user=task.user,
+        network=task.network,
+        nano_cpus=int(task.cpus * 1e9) if task.cpus else None,
+        mem_limit=task.memory,
+        shm_size=task.shm_size,
+        labels=container_labels(settings, key),
+        pull_policy=task.pull_policy,
+    )
+
+
+@dataclass(frozen=True)
+class OutputRead:
+    """The output file's content: `json_text` is None when the task wrote none."""
+
+    json_text: str | None = None
+    error: str | None = None
+
+    def value(self) -> Any:
+        return None if self.json_text is None else json.loads(self.json_text)
+
+
+def read_output(directory: Path, max_bytes: int) -> OutputRead:
+    """Read and check the output file a task may have written."""
+    path = directory / OUTPUT_FILE_NAME
+    if not path.is_file():
+        return OutputRead()
+    size = path.stat().st_size
+    if size > max_bytes:
+        return OutputRead(
+            error=f"output file is {size} bytes, over the {max_bytes}-byte limit"
+            " (ORCH_MAX_OUTPUT_BYTES); pass large data through a volume and output its path"
+        )
+    raw = path.read_bytes()
+    if not raw.strip():
+        return OutputRead()
+    try:
+        value = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        preview = raw[:80].decode("utf-8", "replace")
+        return OutputRead(
+            error=f"output file is not a single JSON value ({exc}); it starts with {preview!r}"
+        )
+    return OutputRead(json_text=json.dumps(value, separators=(",", ":"), sort_keys=False))

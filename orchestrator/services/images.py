@@ -1,0 +1,608 @@
+"""Making the images the orchestrator needs on a host that cannot pull from a registry.
+
+Two jobs:
+
+* `bootstrap_base_images` makes the local base images from what the host itself has:
+  `orchestrator/busybox:latest` (the host's static busybox in an empty image),
+  `orchestrator/python-base:<suite>` (a Debian minbase with python3, made by debootstrap from
+  the host's own apt mirror) and `orchestrator/postgres:15` (Debian's PostgreSQL on that base,
+  for the test tier that needs a real server). A tag that already exists is left alone unless
+  `force` is given, so running it twice costs one `inspect` per image.
+* `build_task_images` builds every `task-images/<name>/Dockerfile` as
+  `orchestrator/<name>:latest`. The Dockerfiles take `ARG BASE_IMAGE` with a public default;
+  when the engine lacks that default the local python base is passed instead. Builds always
+  run, but Docker's layer cache turns an unchanged image into a no-op of well under a second,
+  and an edited script is never served stale.
+
+The mirror and suite are read at run time from the host's apt sources and `/etc/os-release`;
+no host name is written anywhere in the repository. Every function takes the docker client and
+paths as arguments: nothing here reads the environment or touches Docker at import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import struct
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from orchestrator.errors import ImageUnavailable, UserError
+
+Log = Callable[[str], None]
+
+BUSYBOX_IMAGE = "orchestrator/busybox:latest"
+PYTHON_BASE_REPOSITORY = "orchestrator/python-base"
+PYTHON_BASE_IMAGE = f"{PYTHON_BASE_REPOSITORY}:bookworm"
+POSTGRES_MAJOR = "15"
+POSTGRES_IMAGE = f"orchestrator/postgres:{POSTGRES_MAJOR}"
+#: The line the postgres image prints (once) when it accepts connections on 0.0.0.0:5432.
+POSTGRES_READY_LINE = "database system is ready to accept connections"
+TASK_IMAGE_REPOSITORY_PREFIX = "orchestrator/"
+#: Label put on task images so they can be listed and cleaned up.
+TASK_IMAGE_LABEL = "orch.task-image"
+
+#: Applets the busybox image must have, whatever the host's busybox was built with.
+REQUIRED_APPLETS = frozenset(
+    {"sh", "echo", "sleep", "cat", "ls", "printf", "true", "false", "env", "head", "dd"}
+    | {"mkdir", "rm", "wc"}
+)
+IMAGE_FILES_DIR = Path(__file__).with_name("image_files")
+_PYTHON_BASE_PACKAGES = ("python3", "python-is-python3", "ca-certificates")
+_PYTHON_BASE_CHANGES = (
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LANG=C.UTF-8",
+    'CMD ["python3"]',
+)
+_ROOTFS_STRIP = (
+    "var/lib/apt/lists",
+    "var/cache/apt",
+    "var/cache/debconf",
+    "var/log",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+)
+# Images derived from the base with `apt-get install` stay small too (as Debian's images do).
+_DPKG_NODOC = """\
+path-exclude=/usr/share/doc/*
+path-include=/usr/share/doc/*/copyright
+path-exclude=/usr/share/man/*
+path-exclude=/usr/share/info/*
+path-exclude=/usr/share/locale/*
+path-exclude=/usr/share/lintian/*
+"""
+_APT_CLEAN = """\
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+Acquire::Languages "none";
+APT::Install-Recommends "false";
+"""
+_ARG_BASE_RE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+_IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+
+
+class ImageBuildError(UserError):
+    """An image could not be made: a missing host tool, a failing Dockerfile, no mirror."""
+
+
+# --- the host's apt mirror and suite ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AptSource:
+    """One `deb` entry of the host's apt configuration."""
+
+    uri: str
+    suites: tuple[str, ...]
+    components: tuple[str, ...]
+
+
+def read_suite(os_release: Path = Path("/etc/os-release")) -> str:
+    """The Debian suite (`VERSION_CODENAME`) of the host, e.g. `bookworm`."""
+    try:
+        text = os_release.read_text()
+    except OSError as exc:
+        raise ImageBuildError(f"cannot read {os_release}: {exc}") from exc
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "VERSION_CODENAME" and value.strip().strip("\"'"):
+            return value.strip().strip("\"'")
+    raise ImageBuildError(
+        f"{os_release} has no VERSION_CODENAME: base images are made only on Debian hosts"
+    )
+
+
+def default_apt_source_files(apt_dir: Path = Path("/etc/apt")) -> list[Path]:
+    """The files apt itself reads: sources.list, then sources.list.d/*.list and *.sources."""
+    files = [apt_dir / "sources.list"] if (apt_dir / "sources.list").is_file() else []
+    listing = apt_dir / "sources.list.d"
+    if listing.is_dir():
+        files += sorted(p for p in listing.iterdir() if p.suffix in (".list", ".sources"))
+    return files
+
+
+def parse_one_line_sources(text: str) -> list[AptSource]:
+    """Entries of the classic format: `deb [options] URI suite component...`."""
+    sources = []
+    for raw in text.splitlines():
+        words = raw.split("#", 1)[0].split()
+        if not words or words[0] != "deb":
+            continue
+        words = words[1:]
+        if words and words[0].startswith("["):
+            while words and not words[0].endswith("]"):
+                words = words[1:]
+            words = words[1:]
+        if len(words) >= 2:
+            sources.append(AptSource(words[0], (words[1],), tuple(words[2:])))
+    return sources
+
+
+def parse_deb822_sources(text: str) -> list[AptSource]:
+    """Entries of the deb822 format (`Types:`, `URIs:`, `Suites:` stanzas)."""
+    sources = []
+    for stanza in _deb822_stanzas(text):
+        if (
+            stanza.get("enabled", "yes").lower() == "no"
+            or "deb" not in stanza.get("types", "").split()
+        ):
+            continue
+        suites = tuple(stanza.get("suites", "").split())
+        components = tuple(stanza.get("components", "").split())
+        sources += [AptSource(uri, suites, components) for uri in stanza.get("uris", "").split()]
+    return sources
+
+
+def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
+    fields: dict[str, str] = {}
+    key = None
+    for raw in [*text.splitlines(), ""]:
+        if raw.lstrip().startswith("#"):
+            continue
+        if not raw.strip():
+            if fields:
+                yield fields
+            fields, key = {}, None
+        elif raw[0] in " \t" and key is not None:
+            fields[key] += " " + raw.strip()
+        elif ":" in raw:
+            name, _, value = raw.partition(":")
+            key = name.strip().lower()
+            fields[key] = value.strip()
+
+
+def find_debian_mirror(suite: str, source_files: Iterable[Path]) -> str:
+    """The mirror URL that serves `suite` itself (not `-updates`/`-security`) with `main`."""
+    candidates: list[AptSource] = []
+    for path in source_files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        parse = parse_deb822_sources if path.suffix == ".sources" else parse_one_line_sources
+        candidates += parse(text)
+    for source in candidates:
+        usable = source.uri.split(":", 1)[0] in ("http", "https", "ftp", "file")
+        if (
+            usable
+            and suite in source.suites
+            and (not source.components or "main" in source.components)
+        ):
+            return source.uri.rstrip("/")
+    raise ImageBuildError(
+        f"no apt source for suite {suite!r} with component 'main' in "
+        f"{', '.join(str(p) for p in source_files) or 'the apt configuration'}: "
+        "debootstrap needs the Debian mirror this host installs its packages from"
+    )
+
+
+# --- small docker helpers -----------------------------------------------------------------
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    """Whether the engine has an image with this tag (never pulls)."""
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _image_id(client: docker.DockerClient, tag: str) -> str | None:
+    try:
+        return str(client.images.get(tag).id)
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def stream_build(
+    client: docker.DockerClient,
+    *,
+    context: Path,
+    tag: str,
+    log: Log,
+    dockerfile: str = "Dockerfile",
+    buildargs: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> str:
+    """Build `context` as `tag`, passing each output line to `log`; the new image id."""
+    image_id = None
+    try:
+        events: Iterator[dict[str, Any]] = client.api.build(
+            path=str(context),
+            tag=tag,
+            dockerfile=dockerfile,
+            buildargs=buildargs or {},
+            labels=labels or {},
+            rm=True,
+            forcerm=True,
+            pull=False,
+            decode=True,
+        )
+        for event in events:
+            if "error" in event:
+                detail = event.get("errorDetail", {}).get("message") or event["error"]
+                raise ImageBuildError(
+                    f"building {tag} from {context / dockerfile} failed: {detail}"
+                )
+            for line in str(event.get("stream", "")).splitlines():
+                if line.strip():
+                    log(line.rstrip())
+            aux = event.get("aux")
+            if isinstance(aux, dict) and "ID" in aux:
+                image_id = str(aux["ID"])
+    except docker.errors.APIError as exc:
+        raise ImageBuildError(f"building {tag} from {context / dockerfile} failed: {exc}") from exc
+    return image_id or str(client.images.get(tag).id)
+
+
+# --- busybox ------------------------------------------------------------------------------
+
+
+def find_static_busybox(
+    candidates: Sequence[str | Path] = ("/bin/busybox", "/usr/bin/busybox"),
+) -> Path:
+    """The host's statically linked busybox (Debian's `busybox-static`)."""
+    found = [Path(c) for c in candidates if Path(c).is_file()]
+    for path in found:
+        if is_static_elf(path):
+            return path
+    if found:
+        raise ImageBuildError(
+            f"{found[0]} is dynamically linked and cannot run in an empty image: "
+            "install the static one with `apt-get install -y busybox-static`"
+        )
+    raise ImageBuildError(
+        "busybox is not installed: install it with `apt-get install -y busybox-static`"
+    )
+
+
+def is_static_elf(path: Path) -> bool:
+    """Whether `path` is an ELF executable with no program interpreter (no dynamic loader)."""
+    with path.open("rb") as f:
+        header = f.read(64)
+        if len(header) < 64 or header[:4] != b"\x7fELF":
+            return False
+        is64, endian = header[4] == 2, "<" if header[5] == 1 else ">"
+        if is64:
+            phoff, phentsize, phnum = (
+                struct.unpack_from(endian + "Q", header, 32)[0],
+                *struct.unpack_from(endian + "HH", header, 54),
+            )
+        else:
+            phoff, phentsize, phnum = (
+                struct.unpack_from(endian + "I", header, 28)[0],
+                *struct.unpack_from(endian + "HH", header, 42),
+            )
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    pt_interp = 3
+    return all(
+        struct.unpack_from(endian + "I", table, i * phentsize)[0] != pt_interp for i in range(phnum)
+    )
+
+
+def busybox_rootfs_tar(busybox: Path, applets: Iterable[str]) -> bytes:
+    """A root filesystem: /bin/busybox, a symlink per applet, /etc/passwd and a /tmp."""
+    buffer = BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+
+        def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
+            tar.addfile(info, BytesIO(data) if data else None)
+
+        for directory, mode in (("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777)):
+            add(directory, tarfile.DIRTYPE, mode)
+        add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
+        for applet in sorted(set(applets) - {"busybox"}):
+            add(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox")
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+        add("etc/passwd", tarfile.REGTYPE, 0o644, passwd)
+        add("etc/group", tarfile.REGTYPE, 0o644, b"root:x:0:\nnobody:x:65534:\n")
+    return buffer.getvalue()
+
+
+def _make_busybox(client: docker.DockerClient, tag: str, log: Log) -> None:
+    busybox = find_static_busybox()
+    listing = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    missing = REQUIRED_APPLETS - set(listing)
+    if missing:
+        raise ImageBuildError(f"{busybox} lacks the applets {', '.join(sorted(missing))}")
+    data = busybox_rootfs_tar(busybox, listing)
+    log(f"{tag}: importing {busybox} with {len(listing)} applets ({len(data) // 1024} KiB)")
+    repository, _, version = tag.rpartition(":")
+    client.api.import_image_from_data(
+        data, repository=repository, tag=version, changes=["ENV PATH=/bin", 'CMD ["sh"]']
+    )
+
+
+# --- python base (debootstrap) ------------------------------------------------------------
+
+
+def find_debootstrap() -> str:
+    """The debootstrap executable (also looked for in the sbin directories)."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which("debootstrap", path=search)
+    if found is None:
+        raise ImageBuildError(
+            "debootstrap is not installed: install it with `apt-get install -y debootstrap`"
+        )
+    return found
+
+
+def _run_streaming(argv: Sequence[str], log: Log, prefix: str) -> None:
+    with subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
+        assert proc.stdout is not None
+        tail: list[str] = []
+        for line in proc.stdout:
+            log(f"{prefix}{line.rstrip()}")
+            tail = [*tail[-19:], line.rstrip()]
+    if proc.returncode != 0:
+        raise ImageBuildError(
+            f"`{' '.join(argv)}` failed with exit code {proc.returncode}:\n" + "\n".join(tail)
+        )
+
+
+def _mounts_under(root: Path) -> list[str]:
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return []
+    prefix = str(root.resolve()) + "/"
+    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
+    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
+
+
+def _remove_tree(root: Path, log: Log) -> None:
+    """Delete a debootstrap work dir, never following a mount left behind into the host."""
+    for point in _mounts_under(root):
+        subprocess.run(["umount", "-l", point], check=False)
+    left = _mounts_under(root)
+    if left:
+        log(f"left {root} in place: still mounted there: {', '.join(left)}")
+        return
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def strip_rootfs(rootfs: Path) -> None:
+    """Drop apt lists, caches, docs and translations; keep the dpkg database."""
+    for relative in _ROOTFS_STRIP:
+        target = rootfs / relative
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/dpkg/dpkg.cfg.d/orchestrator-nodoc").write_text(_DPKG_NODOC)
+    (rootfs / "etc/apt/apt.conf.d/orchestrator-clean").write_text(_APT_CLEAN)
+
+
+def _make_python_base(
+    client: docker.DockerClient,
+    tag: str,
+    *,
+    suite: str,
+    mirror: str,
+    work_dir: Path | None,
+    log: Log,
+) -> None:
+    debootstrap = find_debootstrap()
+    if os.geteuid() != 0:
+        raise ImageBuildError(
+            f"debootstrap must run as root to make {tag}: run the command as root"
+        )
+    work = Path(tempfile.mkdtemp(prefix="orch-debootstrap-", dir=work_dir))
+    rootfs = work / "rootfs"
+    try:
+        argv = [
+            debootstrap,
+            "--variant=minbase",
+            f"--include={','.join(_PYTHON_BASE_PACKAGES)}",
+            suite,
+            str(rootfs),
+            mirror,
+        ]
+        log(f"{tag}: {' '.join(argv)}")
+        _run_streaming(argv, log, prefix="debootstrap: ")
+        strip_rootfs(rootfs)
+        archive = work / "rootfs.tar"
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(archive), "."], check=True
+        )
+        log(f"{tag}: importing {archive.stat().st_size // 2**20} MiB root filesystem")
+        repository, _, version = tag.rpartition(":")
+        client.api.import_image_from_file(
+            str(archive), repository=repository, tag=version, changes=list(_PYTHON_BASE_CHANGES)
+        )
+    finally:
+        _remove_tree(work, log)
+
+
+# --- bootstrap ----------------------------------------------------------------------------
+
+
+def bootstrap_base_images(
+    client: docker.DockerClient,
+    *,
+    force: bool = False,
+    log: Log = print,
+    work_dir: Path | None = None,
+    os_release: Path = Path("/etc/os-release"),
+    apt_source_files: Sequence[Path] | None = None,
+) -> list[str]:
+    """Make the local base images that do not exist yet; return the tags made by this call.
+
+    `force` remakes all three (replacing the tags; old images are removed when nothing uses
+    them). `work_dir` is where debootstrap's temporary root filesystem goes (default: the
+    system temp dir); it is deleted after the import.
+    """
+    suite = read_suite(os_release)
+    python_base = f"{PYTHON_BASE_REPOSITORY}:{suite}"
+    made: list[str] = []
+    replaced: list[str] = []
+
+    def needed(tag: str) -> bool:
+        old = _image_id(client, tag)
+        if old is not None and not force:
+            log(f"{tag}: already present ({old[7:19]}), nothing to do")
+            return False
+        if old is not None:
+            replaced.append(old)
+        return True
+
+    def timed(tag: str, make: Callable[[], object]) -> None:
+        started = time.monotonic()
+        make()
+        log(f"{tag}: made in {time.monotonic() - started:.1f}s")
+        made.append(tag)
+
+    if needed(BUSYBOX_IMAGE):
+        timed(BUSYBOX_IMAGE, lambda: _make_busybox(client, BUSYBOX_IMAGE, log))
+    if needed(python_base):
+        sources = default_apt_source_files() if apt_source_files is None else list(apt_source_files)
+        mirror = find_debian_mirror(suite, sources)
+        timed(
+            python_base,
+            lambda: _make_python_base(
+                client, python_base, suite=suite, mirror=mirror, work_dir=work_dir, log=log
+            ),
+        )
+    if needed(POSTGRES_IMAGE):
+        timed(
+            POSTGRES_IMAGE,
+            lambda: stream_build(
+                client,
+                context=IMAGE_FILES_DIR,
+                dockerfile="postgres.Dockerfile",
+                tag=POSTGRES_IMAGE,
+                buildargs={"BASE_IMAGE": python_base, "PG_MAJOR": POSTGRES_MAJOR},
+                log=log,
+            ),
+        )
+    for old in reversed(replaced):
+        try:
+            client.images.remove(old)
+            log(f"removed the replaced image {old[7:19]}")
+        except docker.errors.APIError as exc:
+            log(f"kept the replaced image {old[7:19]}: {exc.explanation or exc}")
+    return made
+
+
+# --- task images --------------------------------------------------------------------------
+
+
+def dockerfile_default_base(dockerfile: Path) -> str | None:
+    """The default of `ARG BASE_IMAGE=...` in a Dockerfile, if it declares one."""
+    match = _ARG_BASE_RE.search(dockerfile.read_text())
+    return match.group(1).strip("\"'") if match else None
+
+
+def _local_python_base(client: docker.DockerClient) -> str | None:
+    if image_exists(client, PYTHON_BASE_IMAGE):
+        return PYTHON_BASE_IMAGE
+    for image in client.images.list(name=PYTHON_BASE_REPOSITORY):
+        tags = sorted(str(t) for t in image.tags)
+        if tags:
+            return tags[0]
+    return None
+
+
+def build_task_images(
+    client: docker.DockerClient,
+    task_images_dir: Path,
+    *,
+    base_image: str | None = None,
+    log: Log = print,
+) -> list[str]:
+    """Build each `<task_images_dir>/<name>/Dockerfile` as `orchestrator/<name>:latest`.
+
+    The base is `base_image` if given; otherwise each Dockerfile's own `BASE_IMAGE` default
+    when the engine has it, else the local `orchestrator/python-base` made by
+    `orchestrator images bootstrap`. Nothing is pulled. Returns the tags built.
+    """
+    if not task_images_dir.is_dir():
+        raise ImageBuildError(f"{task_images_dir} is not a directory of task images")
+    dockerfiles = sorted(task_images_dir.glob("*/Dockerfile"))
+    if not dockerfiles:
+        raise ImageBuildError(f"no task images in {task_images_dir}: expected <name>/Dockerfile")
+    local_base: str | None = None
+    built = []
+    for dockerfile in dockerfiles:
+        name = dockerfile.parent.name
+        if not _IMAGE_NAME_RE.match(name):
+            raise ImageBuildError(
+                f"{dockerfile.parent}: {name!r} is not a valid image name "
+                "(lowercase letters, digits and . _ - separators)"
+            )
+        tag = f"{TASK_IMAGE_REPOSITORY_PREFIX}{name}:latest"
+        buildargs = {}
+        if base_image is not None:
+            buildargs["BASE_IMAGE"] = base_image
+        else:
+            default = dockerfile_default_base(dockerfile)
+            if default is not None and not image_exists(client, default):
+                local_base = local_base or _local_python_base(client)
+                if local_base is None:
+                    raise ImageUnavailable(
+                        f"{dockerfile}: its base image {default} is not on this engine and "
+                        f"neither is {PYTHON_BASE_IMAGE}: run `orchestrator images bootstrap` "
+                        "to make the local base images, or pass --base-image"
+                    )
+                buildargs["BASE_IMAGE"] = local_base
+        base = buildargs.get("BASE_IMAGE", "the Dockerfile's default")
+        log(f"{tag}: building from {dockerfile.parent} on {base}")
+        started = time.monotonic()
+        stream_build(
+            client,
+            context=dockerfile.parent,
+            tag=tag,
+            buildargs=buildargs,
+            labels={TASK_IMAGE_LABEL: name},
+            log=log,
+        )
+        log(f"{tag}: built in {time.monotonic() - started:.1f}s")
+        built.append(tag)
+    return built

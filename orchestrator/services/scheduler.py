@@ -1,0 +1,664 @@
+"""The scheduler loop: runs' task instances through render, launch, observe and clean-up.
+
+`tick(now)` does one full pass and returns a report; `run_forever` only waits, ticks and stops.
+Blocking container calls run in a bounded worker pool and report back through an inbox; every
+state change is made by the loop's thread, except persisting a new container's id, which the
+launching worker does before it starts the container. A container's exit arrives from the
+runtime's event subscription and wakes the loop at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import threading
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import ImageUnavailable, TemplateError
+from orchestrator.models.launch import ContainerExit, LaunchRequest
+from orchestrator.models.run_info import RunInfo, RunType
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
+from orchestrator.runtime.base import ContainerRuntime, Subscription
+from orchestrator.scheduling.attempts import AttemptEnd, outcome
+from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
+from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
+from orchestrator.services.clock import Clock, SystemClock
+from orchestrator.services.containers import (
+    AttemptKey,
+    build_launch_request,
+    container_name,
+    instance_labels,
+    log_path,
+    output_dir,
+    prepare_output_dir,
+    read_output,
+)
+from orchestrator.services.logs import LogFile
+from orchestrator.settings import Settings
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
+from orchestrator.templating import render_task
+
+log = logging.getLogger(__name__)
+
+#: How long a harvest waits for a container's log stream to drain after it exited.
+LOG_DRAIN_TIMEOUT = 30.0
+
+
+class SchedulerListener(Protocol):
+    """Hears what the scheduler does (used by `dags test` to show progress and logs)."""
+
+    def on_state(self, key: AttemptKey, state: TaskState, detail: str | None) -> None: ...
+
+    def on_log(self, key: AttemptKey, chunk: bytes) -> None: ...
+
+    def on_run(self, dag_id: str, run_id: str, state: RunState) -> None: ...
+
+
+class InlineExecutor(Executor):
+    """Runs submitted work at once in the caller's thread (deterministic unit tests)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to the future like a pool does
+            future.set_exception(exc)
+        return future
+
+
+# Messages from workers and the event subscription to the loop.
+@dataclass(frozen=True)
+class _Exited:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class _Launched:
+    ti_id: int
+    try_number: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class _LaunchFailed:
+    ti_id: int
+    try_number: int
+    error: str
+    container_id: str | None
+
+
+@dataclass(frozen=True)
+class _Harvested:
+    ti_id: int
+    try_number: int
+    container_id: str
+    exit: ContainerExit
+    output_json: str | None
+    output_error: str | None
+
+
+@dataclass
+class _LaunchJob:
+    ti_id: int
+    key: AttemptKey
+    request: LaunchRequest
+    log_path: Path
+
+
+@dataclass
+class TickReport:
+    """What one pass did."""
+
+    runs_started: int = 0
+    launched: int = 0
+    finished: int = 0
+    runs_finished: list[tuple[str, str, RunState]] = field(default_factory=list)
+
+    @property
+    def did_work(self) -> bool:
+        return bool(self.runs_started or self.launched or self.finished or self.runs_finished)
+
+
+class Scheduler:
+    """Executes queued runs on a container runtime."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        runtime: ContainerRuntime,
+        clock: Clock | None = None,
+        executor: Executor | None = None,
+        listener: SchedulerListener | None = None,
+        run_filter: Callable[[DagRunRow], bool] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._runtime = runtime
+        self._clock = clock or SystemClock()
+        self._owns_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=settings.docker_workers, thread_name_prefix="orch-docker"
+        )
+        self._listener = listener
+        self._run_filter = run_filter or (lambda run: run.run_type != "test")
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._subscription: Subscription | None = None
+        self._log_threads: dict[str, threading.Thread] = {}
+        self._harvesting: set[str] = set()
+        self._stopping: set[str] = set()
+        self._specs: dict[str, tuple[str, DagSpec]] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Subscribe to container exits; call before the first tick."""
+        if self._subscription is None:
+            self._subscription = self._runtime.watch_exits(
+                instance_labels(self._settings), self._on_exit
+            )
+
+    def close(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        if self._owns_executor:
+            self._executor.shutdown(wait=True)
+
+    def wake(self) -> None:
+        """Make a waiting `run_forever` tick at once."""
+        self._wake.set()
+
+    def run_forever(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+        """Tick until `stop` is set, sleeping only until the next thing can happen."""
+        self.start()
+        while not stop.is_set():
+            self._wake.clear()
+            now = self._clock.now()
+            try:
+                self.tick(now)
+                if on_tick is not None:
+                    on_tick()
+            except Exception:  # a bug must not kill the loop; it is logged and retried
+                log.exception("scheduler tick failed; retrying")
+                stop.wait(1.0)
+            self._wake.wait(self._seconds_until_next_event(self._clock.now()))
+
+    def run_until_idle(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Tick (waiting for events between ticks) until `done()`; False on timeout."""
+        self.start()
+        deadline = None if timeout is None else self._clock.now() + timedelta(seconds=timeout)
+        while True:
+            self._wake.clear()
+            now = self._clock.now()
+            self.tick(now)
+            if done():
+                return True
+            if deadline is not None and now >= deadline:
+                return False
+            self._wake.wait(self._seconds_until_next_event(self._clock.now()))
+
+    # ----------------------------------------------------------------- the pass
+    def tick(self, now: datetime) -> TickReport:
+        """One full pass: observe what happened, decide, launch."""
+        report = TickReport()
+        self._drain_inbox(now, report)
+        launches: list[_LaunchJob] = []
+        with self._sessions.begin() as session:
+            report.runs_started = self._start_queued_runs(session, now)
+            self._enforce_timeouts(session, now)
+            self._decide_readiness(session, now)
+            launches = self._queue_launches(session, now, report)
+        for job in launches:
+            self._executor.submit(self._launch, job)
+        report.launched = len(launches)
+        self._drain_inbox(now, report)
+        with self._sessions.begin() as session:
+            self._decide_readiness(session, now)
+            self._finish_runs(session, now, report)
+        return report
+
+    def _drain_inbox(self, now: datetime, report: TickReport) -> None:
+        while True:
+            try:
+                message = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._handle(message, now, report)
+            except Exception:
+                log.exception("could not handle %r", message)
+
+    def _handle(self, message: object, now: datetime, report: TickReport) -> None:
+        if isinstance(message, _Exited):
+            self._on_container_exited(message.container_id)
+        elif isinstance(message, _Launched):
+            with self._sessions.begin() as session:
+                ti = session.get(TaskInstanceRow, message.ti_id)
+                if ti is None or ti.try_number != message.try_number:
+                    return
+                if ti.state == TaskState.QUEUED.value:
+                    ti.start_date = message.started_at
+                    self._set_state(session, ti, TaskState.RUNNING, message.started_at)
+                    attempt = ti_store.get_attempt(session, ti.id, ti.try_number)
+                    if attempt is not None:
+                        attempt.start_date = message.started_at
+        elif isinstance(message, _LaunchFailed):
+            self._finish_attempt(
+                message.ti_id,
+                message.try_number,
+                AttemptEnd(exit_code=None, launch_error=message.error),
+                None,
+                now,
+                report,
+            )
+            if message.container_id:
+                self._executor.submit(self._remove, message.container_id)
+        elif isinstance(message, _Harvested):
+            end = AttemptEnd(
+                exit_code=message.exit.exit_code,
+                oom_killed=message.exit.oom_killed,
+                engine_error=message.exit.error,
+                output_error=message.output_error,
+            )
+            self._finish_attempt(
+                message.ti_id, message.try_number, end, message.output_json, now, report
+            )
+            self._harvesting.discard(message.container_id)
+            self._stopping.discard(message.container_id)
+            self._executor.submit(self._remove, message.container_id)
+
+    # ----------------------------------------------------------------- runs and readiness
+    def _spec(self, session: Session, dag_id: str) -> DagSpec | None:
+        row = session.get(DagRow, dag_id)
+        if row is None:
+            return None
+        cached = self._specs.get(dag_id)
+        if cached is not None and cached[0] == row.spec_hash:
+            return cached[1]
+        spec = DagSpec.model_validate_json(row.spec_json)
+        self._specs[dag_id] = (row.spec_hash, spec)
+        return spec
+
+    def _runs(self, session: Session, state: RunState) -> list[DagRunRow]:
+        """Runs in `state` that this scheduler executes."""
+        return [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
+
+    def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
+        return self._run_filter(ti_store.get_run_of(session, ti))
+
+    def _start_queued_runs(self, session: Session, now: datetime) -> int:
+        started = 0
+        for run in self._runs(session, RunState.QUEUED):
+            run_store.set_run_state(session, run, RunState.RUNNING, now)
+            started += 1
+            if self._listener is not None:
+                self._listener.on_run(run.dag_id, run.run_id, RunState.RUNNING)
+        return started
+
+    def _decide_readiness(self, session: Session, now: datetime) -> None:
+        for run in self._runs(session, RunState.RUNNING):
+            spec = self._spec(session, run.dag_id)
+            if spec is None:
+                continue
+            tis = run_store.task_instances(session, run.id)
+            by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
+            views = {
+                tid: TaskView(TaskState(ti.state), ti.next_try_at) for tid, ti in by_task.items()
+            }
+            decisions = decide(spec, views, now)
+            for task_id in decisions.schedule:
+                self._set_state(session, by_task[task_id], TaskState.SCHEDULED, now)
+            for task_id in decisions.upstream_failed:
+                ti = by_task[task_id]
+                ti.end_date = now
+                self._set_state(
+                    session, ti, TaskState.UPSTREAM_FAILED, now, "an upstream task failed"
+                )
+            for task_id in decisions.skip:
+                ti = by_task[task_id]
+                ti.end_date = now
+                self._set_state(session, ti, TaskState.SKIPPED, now, "an upstream task skipped")
+
+    def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
+        for run in self._runs(session, RunState.RUNNING):
+            tis = run_store.task_instances(session, run.id)
+            state = run_outcome({str(ti.id): TaskView(TaskState(ti.state)) for ti in tis})
+            if state is None:
+                continue
+            run_store.set_run_state(session, run, state, now)
+            report.runs_finished.append((run.dag_id, run.run_id, state))
+            if self._listener is not None:
+                self._listener.on_run(run.dag_id, run.run_id, state)
+
+    # ----------------------------------------------------------------- launching
+    def _queue_launches(
+        self, session: Session, now: datetime, report: TickReport
+    ) -> list[_LaunchJob]:
+        free = self._settings.parallelism - ti_store.count_in_states(
+            session, list(ACTIVE_TASK_STATES)
+        )
+        if free <= 0:
+            return []
+        runs: dict[int, DagRunRow] = {}
+        candidates = []
+        for ti in ti_store.tis_in_states(session, [TaskState.SCHEDULED]):
+            if ti.dag_run_id not in runs:
+                runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
+            if self._run_filter(runs[ti.dag_run_id]):
+                candidates.append(ti)
+        candidates.sort(key=lambda ti: (runs[ti.dag_run_id].queued_at, ti.dag_run_id, ti.id))
+        jobs: list[_LaunchJob] = []
+        for ti in candidates:
+            if len(jobs) >= free:
+                break
+            spec = self._spec(session, ti.dag_id)
+            run = runs[ti.dag_run_id]
+            if spec is None or ti.task_id not in spec.task_ids:
+                continue
+            job = self._prepare_attempt(session, spec, spec.task(ti.task_id), run, ti, now, report)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
+    def _prepare_attempt(
+        self,
+        session: Session,
+        spec: DagSpec,
+        task: TaskSpec,
+        run: DagRunRow,
+        ti: TaskInstanceRow,
+        now: datetime,
+        report: TickReport,
+    ) -> _LaunchJob | None:
+        """Render and persist a new attempt (name, rendered fields, log path) before launch."""
+        ti.try_number += 1
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        path = log_path(self._settings, key)
+        info = run_info(spec, run)
+        outputs = run_outputs(session, run)
+        name = container_name(self._settings.instance_name, key)
+        try:
+            rendered = render_task(
+                spec, task, info, try_number=ti.try_number, map_index=ti.map_index, outputs=outputs
+            )
+        except TemplateError as exc:
+            message = str(exc)
+            session.add(
+                TaskAttemptRow(
+                    ti_id=ti.id,
+                    try_number=ti.try_number,
+                    state=TaskState.FAILED.value,
+                    rendered={},
+                    container_name=name,
+                    detail=message,
+                    log_path=str(path),
+                    queued_at=now,
+                    end_date=now,
+                )
+            )
+            LogFile(path).write_line(f"[orchestrator] template error: {message}")
+            ti.queued_at, ti.end_date, ti.container_name, ti.container_id = now, now, name, None
+            ti.exit_code, ti.output_json = None, None
+            self._set_state(session, ti, TaskState.QUEUED, now)
+            self._set_state(session, ti, TaskState.FAILED, now, f"template error: {message}")
+            report.finished += 1
+            return None
+        host_output = output_dir(self._settings, key)
+        prepare_output_dir(host_output)
+        request = build_launch_request(self._settings, task, rendered, key, info, host_output)
+        session.add(
+            TaskAttemptRow(
+                ti_id=ti.id,
+                try_number=ti.try_number,
+                state=TaskState.QUEUED.value,
+                rendered=rendered.model_dump(mode="json"),
+                container_name=request.name,
+                log_path=str(path),
+                queued_at=now,
+            )
+        )
+        ti.queued_at, ti.start_date, ti.end_date = now, None, None
+        ti.container_name, ti.container_id, ti.stop_reason = request.name, None, None
+        ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
+        self._set_state(session, ti, TaskState.QUEUED, now)
+        return _LaunchJob(ti.id, key, request, path)
+
+    def _launch(self, job: _LaunchJob) -> None:
+        """Worker: image, create, persist id, start, follow logs."""
+        logfile = LogFile(job.log_path)
+        container_id: str | None = None
+        try:
+            self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
+            container_id = self._runtime.create(job.request)
+            with self._sessions.begin() as session:
+                ti_store.set_container_id(session, job.ti_id, job.key.try_number, container_id)
+            self._follow_logs(container_id, job.key, logfile)
+            self._runtime.start(container_id)
+        except ImageUnavailable as exc:
+            logfile.write_line(f"[orchestrator] {exc}")
+            self._post(_LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
+            return
+        except Exception as exc:
+            message = f"could not start the container: {exc}"
+            logfile.write_line(f"[orchestrator] {message}")
+            self._post(_LaunchFailed(job.ti_id, job.key.try_number, message, container_id))
+            return
+        self._post(_Launched(job.ti_id, job.key.try_number, self._clock.now()))
+
+    def _follow_logs(self, container_id: str, key: AttemptKey, logfile: LogFile) -> None:
+        listener = self._listener
+
+        def sink(chunk: bytes) -> None:
+            logfile.write(chunk)
+            if listener is not None:
+                listener.on_log(key, chunk)
+
+        def follow() -> None:
+            try:
+                self._runtime.follow_logs(container_id, sink)
+            except Exception as exc:
+                logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
+
+        thread = threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True)
+        self._log_threads[container_id] = thread
+        thread.start()
+
+    # ----------------------------------------------------------------- observing
+    def _on_exit(self, container_id: str) -> None:
+        """Runtime callback (any thread): a container of ours stopped."""
+        self._post(_Exited(container_id))
+
+    def _post(self, message: object) -> None:
+        self._inbox.put(message)
+        self._wake.set()
+
+    def _on_container_exited(self, container_id: str) -> None:
+        if container_id in self._harvesting:
+            return
+        with self._sessions() as session:
+            ti = ti_store.ti_by_container(session, container_id)
+            if ti is None or TaskState(ti.state) not in ACTIVE_TASK_STATES:
+                return
+            if not self._owns(session, ti):
+                return
+            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            ti_id = ti.id
+        self._harvesting.add(container_id)
+        self._executor.submit(self._harvest, ti_id, key, container_id)
+
+    def _harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:
+        """Worker: exit status, drained logs, the output file."""
+        try:
+            exit_status = self._runtime.exit_status(container_id)
+            if exit_status is None:
+                exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
+        except Exception as exc:
+            exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
+        thread = self._log_threads.pop(container_id, None)
+        if thread is not None:
+            thread.join(LOG_DRAIN_TIMEOUT)
+        output = read_output(output_dir(self._settings, key), self._settings.max_output_bytes)
+        self._post(
+            _Harvested(
+                ti_id, key.try_number, container_id, exit_status, output.json_text, output.error
+            )
+        )
+
+    def _finish_attempt(
+        self,
+        ti_id: int,
+        try_number: int,
+        end: AttemptEnd,
+        output_json: str | None,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        with self._sessions.begin() as session:
+            ti = session.get(TaskInstanceRow, ti_id)
+            if ti is None or ti.try_number != try_number:
+                return
+            if TaskState(ti.state) not in ACTIVE_TASK_STATES:
+                return
+            spec = self._spec(session, ti.dag_id)
+            if spec is None or ti.task_id not in spec.task_ids:
+                return
+            task = spec.task(ti.task_id)
+            if ti.stop_reason == "timeout":
+                end = AttemptEnd(
+                    exit_code=end.exit_code,
+                    timed_out=True,
+                    timeout=task.execution_timeout,
+                )
+            result = outcome(task, end, try_number, now)
+            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            path = log_path(self._settings, key)
+            if result.state != TaskState.SUCCESS:
+                LogFile(path).write_line(f"[orchestrator] {result.state.value}: {result.detail}")
+            if ti.state == TaskState.QUEUED.value and end.launch_error is None:
+                ti.start_date = ti.start_date or now
+                self._set_state(session, ti, TaskState.RUNNING, now)
+            ti.exit_code = end.exit_code
+            ti.output_json = output_json if result.state == TaskState.SUCCESS else None
+            ti.end_date = now
+            ti.next_try_at = result.next_try_at
+            attempt = ti_store.get_attempt(session, ti.id, try_number)
+            if attempt is not None:
+                attempt.state = result.state.value
+                attempt.exit_code = end.exit_code
+                attempt.oom_killed = end.oom_killed
+                attempt.timed_out = end.timed_out
+                attempt.detail = result.detail
+                attempt.output_json = output_json
+                attempt.end_date = now
+            self._set_state(session, ti, result.state, now, result.detail)
+        report.finished += 1
+        shutil.rmtree(output_dir(self._settings, key), ignore_errors=True)
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self._runtime.remove(container_id)
+        except Exception:
+            log.exception("could not remove container %s", container_id)
+
+    # ----------------------------------------------------------------- timeouts
+    def _enforce_timeouts(self, session: Session, now: datetime) -> None:
+        for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
+            if ti.stop_reason or ti.container_id is None or ti.start_date is None:
+                continue
+            if not self._owns(session, ti):
+                continue
+            spec = self._spec(session, ti.dag_id)
+            if spec is None or ti.task_id not in spec.task_ids:
+                continue
+            limit = spec.task(ti.task_id).execution_timeout
+            if limit is None or now < ti.start_date + limit:
+                continue
+            ti.stop_reason = "timeout"
+            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            LogFile(log_path(self._settings, key)).write_line(
+                f"[orchestrator] execution_timeout of {limit.total_seconds():g}s reached:"
+                f" stopping the container (SIGTERM, then SIGKILL after"
+                f" {self._settings.stop_grace_period:g}s)"
+            )
+            self._stopping.add(ti.container_id)
+            self._executor.submit(self._stop, ti.container_id)
+
+    def _stop(self, container_id: str) -> None:
+        try:
+            self._runtime.stop(container_id, self._settings.stop_grace_period)
+        except Exception:
+            log.exception("could not stop container %s", container_id)
+
+    def _seconds_until_next_event(self, now: datetime) -> float:
+        """Sleep until the earliest retry or timeout, or the trigger poll interval."""
+        wait = self._settings.trigger_poll_interval
+        with self._sessions() as session:
+            for ti in ti_store.tis_in_states(session, [TaskState.UP_FOR_RETRY]):
+                if ti.next_try_at is not None:
+                    wait = min(wait, (ti.next_try_at - now).total_seconds())
+            for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
+                spec = self._spec(session, ti.dag_id)
+                if ti.start_date is None or spec is None or ti.task_id not in spec.task_ids:
+                    continue
+                limit = spec.task(ti.task_id).execution_timeout
+                if limit is not None and not ti.stop_reason:
+                    wait = min(wait, (ti.start_date + limit - now).total_seconds())
+        return max(wait, 0.0)
+
+    # ----------------------------------------------------------------- helpers
+    def _set_state(
+        self,
+        session: Session,
+        ti: TaskInstanceRow,
+        state: TaskState,
+        now: datetime,
+        detail: str | None = None,
+    ) -> None:
+        ti_store.set_ti_state(session, ti, state, now, detail)
+        if self._listener is not None:
+            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            self._listener.on_state(key, state, detail)
+
+
+def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
+    """What templates know about a run."""
+    scheduled = spec.schedule is not None
+    run_type: RunType = "manual" if run.run_type == "test" else cast(RunType, run.run_type)
+    return RunInfo(
+        run_id=run.run_id,
+        run_type=run_type,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start,
+        data_interval_end=run.data_interval_end,
+        conf=dict(run.conf or {}),
+        prev_logical_date=(
+            prev_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
+        ),
+        next_logical_date=(
+            next_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
+        ),
+    )
+
+
+def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
+    """Outputs of the run's finished tasks, by task id."""
+    return {
+        ti.task_id: json.loads(ti.output_json)
+        for ti in run_store.task_instances(session, run.id)
+        if ti.output_json is not None and ti.map_index == -1
+    }

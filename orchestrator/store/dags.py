@@ -1,0 +1,93 @@
+"""Queries on parsed DAGs and DAG-file import errors."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import DagNotFound
+from orchestrator.models.specs import DagSpec
+from orchestrator.store.tables import DagRow, ImportErrorRow
+
+
+def spec_hash(spec_json: str) -> str:
+    return hashlib.sha256(spec_json.encode()).hexdigest()
+
+
+def upsert_dag(session: Session, spec: DagSpec, now: datetime) -> DagRow:
+    """Store the latest spec of a DAG; its paused flag and history are kept."""
+    spec_json = spec.model_dump_json()
+    row = session.get(DagRow, spec.dag_id)
+    if row is None:
+        row = DagRow(dag_id=spec.dag_id, is_paused=False)
+        session.add(row)
+    row.fileloc = spec.fileloc
+    row.spec_json = spec_json
+    row.spec_hash = spec_hash(spec_json)
+    row.is_active = True
+    row.last_parsed_at = now
+    return row
+
+
+def record_file_result(
+    session: Session, fileloc: str, specs: Iterable[DagSpec], error: str | None, now: datetime
+) -> None:
+    """Record one DAG file's parse: its DAGs, or its import error (keeping its old DAGs)."""
+    if error is not None:
+        existing = session.scalar(select(ImportErrorRow).where(ImportErrorRow.fileloc == fileloc))
+        if existing is None:
+            session.add(ImportErrorRow(fileloc=fileloc, error=error, timestamp=now))
+        else:
+            existing.error, existing.timestamp = error, now
+        return
+    session.execute(delete(ImportErrorRow).where(ImportErrorRow.fileloc == fileloc))
+    seen = set()
+    for spec in specs:
+        upsert_dag(session, spec, now)
+        seen.add(spec.dag_id)
+    for row in session.scalars(select(DagRow).where(DagRow.fileloc == fileloc)):
+        if row.dag_id not in seen:
+            row.is_active = False
+
+
+def deactivate_missing_files(session: Session, present: set[str]) -> None:
+    """DAGs whose file is gone stop being active; import errors of gone files are dropped."""
+    for row in session.scalars(select(DagRow).where(DagRow.is_active.is_(True))):
+        if row.fileloc not in present:
+            row.is_active = False
+    for err in session.scalars(select(ImportErrorRow)):
+        if err.fileloc not in present:
+            session.delete(err)
+
+
+def get_dag_row(session: Session, dag_id: str) -> DagRow:
+    row = session.get(DagRow, dag_id)
+    if row is None:
+        raise DagNotFound(
+            f"no DAG {dag_id!r} is known; check `orchestrator dags list` (is its file in the"
+            " DAGs folder, and did it import without errors?)"
+        )
+    return row
+
+
+def get_dag_spec(session: Session, dag_id: str) -> DagSpec:
+    return DagSpec.model_validate_json(get_dag_row(session, dag_id).spec_json)
+
+
+def list_dag_rows(session: Session, *, include_inactive: bool = False) -> list[DagRow]:
+    query = select(DagRow).order_by(DagRow.dag_id)
+    if not include_inactive:
+        query = query.where(DagRow.is_active.is_(True))
+    return list(session.scalars(query))
+
+
+def list_import_errors(session: Session) -> list[ImportErrorRow]:
+    return list(session.scalars(select(ImportErrorRow).order_by(ImportErrorRow.fileloc)))
+
+
+def set_paused(session: Session, dag_id: str, paused: bool) -> None:
+    get_dag_row(session, dag_id).is_paused = paused

@@ -1,0 +1,123 @@
+"""Queries on DAG runs and their task instances' states."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from orchestrator.errors import RunAlreadyExists, RunNotFound
+from orchestrator.models.specs import DagSpec
+from orchestrator.models.states import RunState, TaskState, check_run_transition
+from orchestrator.store.dags import spec_hash
+from orchestrator.store.tables import DagRunRow, TaskInstanceRow
+
+
+def create_run(
+    session: Session,
+    spec: DagSpec,
+    *,
+    run_id: str,
+    run_type: str,
+    logical_date: datetime,
+    data_interval: tuple[datetime, datetime],
+    conf: dict[str, Any],
+    now: datetime,
+) -> DagRunRow:
+    """Queue a run and create its task instances (state `none`)."""
+    existing = session.scalar(
+        select(DagRunRow).where(DagRunRow.dag_id == spec.dag_id, DagRunRow.run_id == run_id)
+    )
+    if existing is not None:
+        raise RunAlreadyExists(
+            f"DAG {spec.dag_id!r} already has a run {run_id!r} ({existing.state}); pick another"
+            " run id or clear that run"
+        )
+    run = DagRunRow(
+        dag_id=spec.dag_id,
+        run_id=run_id,
+        run_type=run_type,
+        state=RunState.QUEUED.value,
+        logical_date=logical_date,
+        data_interval_start=data_interval[0],
+        data_interval_end=data_interval[1],
+        conf=conf,
+        spec_hash=spec_hash(spec.model_dump_json()),
+        queued_at=now,
+    )
+    session.add(run)
+    session.flush()
+    for task in spec.tasks:
+        session.add(
+            TaskInstanceRow(
+                dag_run_id=run.id,
+                dag_id=spec.dag_id,
+                run_id=run_id,
+                task_id=task.task_id,
+                map_index=-1,
+                state=TaskState.NONE.value,
+                try_number=0,
+                max_tries=task.retries,
+                updated_at=now,
+            )
+        )
+    session.flush()
+    return run
+
+
+def get_run(session: Session, dag_id: str, run_id: str) -> DagRunRow:
+    run = session.scalar(
+        select(DagRunRow).where(DagRunRow.dag_id == dag_id, DagRunRow.run_id == run_id)
+    )
+    if run is None:
+        raise RunNotFound(
+            f"DAG {dag_id!r} has no run {run_id!r}; see `orchestrator runs list {dag_id}`"
+        )
+    return run
+
+
+def list_runs(session: Session, dag_id: str, limit: int | None = None) -> list[DagRunRow]:
+    query = (
+        select(DagRunRow)
+        .where(DagRunRow.dag_id == dag_id)
+        .order_by(DagRunRow.logical_date.desc(), DagRunRow.id.desc())
+    )
+    if limit:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunRow]:
+    return list(
+        session.scalars(
+            select(DagRunRow)
+            .where(DagRunRow.state.in_([s.value for s in states]))
+            .order_by(DagRunRow.queued_at, DagRunRow.id)
+        )
+    )
+
+
+def set_run_state(session: Session, run: DagRunRow, state: RunState, now: datetime) -> None:
+    """Move a run to `state`, stamping its start or end."""
+    old = RunState(run.state)
+    if old == state:
+        return
+    check_run_transition(old, state)
+    run.state = state.value
+    if state == RunState.RUNNING and run.start_date is None:
+        run.start_date = now
+    if state.is_finished:
+        run.end_date = now
+
+
+def task_instances(session: Session, dag_run_id: int) -> list[TaskInstanceRow]:
+    return list(
+        session.scalars(
+            select(TaskInstanceRow)
+            .where(TaskInstanceRow.dag_run_id == dag_run_id)
+            .order_by(TaskInstanceRow.id)
+        )
+    )

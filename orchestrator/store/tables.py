@@ -1,0 +1,172 @@
+"""ORM tables: columns and relationships, no behaviour. Times are stored in UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware datetime stored as naive UTC; read back as aware UTC on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; pass aware times")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DagRow(Base):
+    """A DAG as last parsed from its file: the serialized spec plus operator flags."""
+
+    __tablename__ = "dags"
+
+    dag_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    fileloc: Mapped[str] = mapped_column(Text)
+    spec_json: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_parsed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ImportErrorRow(Base):
+    """A DAG file that failed to load, with its traceback."""
+
+    __tablename__ = "import_errors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fileloc: Mapped[str] = mapped_column(Text, unique=True)
+    error: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DagRunRow(Base):
+    """One run of a DAG over one data interval."""
+
+    __tablename__ = "dag_runs"
+    __table_args__ = (
+        UniqueConstraint("dag_id", "run_id"),
+        Index("ix_dag_runs_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    run_type: Mapped[str] = mapped_column(String(20))
+    state: Mapped[str] = mapped_column(String(20))
+    logical_date: Mapped[datetime] = mapped_column(UTCDateTime)
+    data_interval_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    data_interval_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    conf: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TaskInstanceRow(Base):
+    """A task within a run: its current state and latest attempt."""
+
+    __tablename__ = "task_instances"
+    __table_args__ = (
+        UniqueConstraint("dag_run_id", "task_id", "map_index"),
+        Index("ix_task_instances_state", "state"),
+        Index("ix_task_instances_container_id", "container_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_run_id: Mapped[int] = mapped_column(ForeignKey("dag_runs.id", ondelete="CASCADE"))
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str] = mapped_column(String(250))
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    state: Mapped[str] = mapped_column(String(20))
+    try_number: Mapped[int] = mapped_column(Integer, default=0)
+    max_tries: Mapped[int] = mapped_column(Integer, default=0)
+    state_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    output_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    container_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    container_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    stop_reason: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class TaskAttemptRow(Base):
+    """One attempt (container) of a task instance: what was rendered and how it ended."""
+
+    __tablename__ = "task_attempts"
+    __table_args__ = (UniqueConstraint("ti_id", "try_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ti_id: Mapped[int] = mapped_column(ForeignKey("task_instances.id", ondelete="CASCADE"))
+    try_number: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+    rendered: Mapped[dict[str, Any]] = mapped_column(JSON)
+    container_name: Mapped[str] = mapped_column(String(255))
+    container_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    oom_killed: Mapped[bool] = mapped_column(Boolean, default=False)
+    timed_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    log_path: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TaskStateChangeRow(Base):
+    """Every task state change, with its time: the audit trail."""
+
+    __tablename__ = "task_state_changes"
+    __table_args__ = (Index("ix_task_state_changes_ti_id", "ti_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ti_id: Mapped[int] = mapped_column(ForeignKey("task_instances.id", ondelete="CASCADE"))
+    try_number: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,54 @@
+"""Jinja sandbox, the typed template context, and rendering a task's templated fields.
+
+    render_task(dag, task, run, try_number=..., map_index=..., outputs=...) -> RenderedTask
+    build_context(dag, task, run, try_number=..., map_index=..., outputs=...) -> TemplateContext
+    render_string(template, context) -> str
+
+Every rendering failure is an `orchestrator.errors.TemplateError` naming the DAG, task and field.
+"""
+
+from orchestrator.models.run_info import RunInfo
+from orchestrator.templating.context import (
+    FILTERS,
+    RETURN_VALUE_KEY,
+    DagRunView,
+    DagView,
+    Macros,
+    Outputs,
+    TaskInstanceView,
+    TaskView,
+    TemplateContext,
+    build_context,
+    dag_folder,
+    resolve_params,
+)
+from orchestrator.templating.render import (
+    TEMPLATE_EXTENSIONS,
+    RenderedTask,
+    make_environment,
+    render_string,
+    render_task,
+    to_json,
+)
+
+__all__ = [
+    "FILTERS",
+    "RETURN_VALUE_KEY",
+    "TEMPLATE_EXTENSIONS",
+    "DagRunView",
+    "DagView",
+    "Macros",
+    "Outputs",
+    "RenderedTask",
+    "RunInfo",
+    "TaskInstanceView",
+    "TaskView",
+    "TemplateContext",
+    "build_context",
+    "dag_folder",
+    "make_environment",
+    "render_string",
+    "render_task",
+    "resolve_params",
+    "to_json",
+]

@@ -1,0 +1,67 @@
+from datetime import UTC, datetime, timedelta
+
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.states import RunState, TaskState
+from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
+
+NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
+S = TaskState
+
+
+def dag(edges: dict[str, tuple[str, ...]]) -> DagSpec:
+    return DagSpec(
+        dag_id="d",
+        tasks=tuple(
+            TaskSpec(task_id=t, image="img", upstream_task_ids=up) for t, up in edges.items()
+        ),
+    )
+
+
+DIAMOND = dag({"a": (), "b": ("a",), "c": ("a",), "d": ("b", "c")})
+
+
+def views(**states: TaskState) -> dict[str, TaskView]:
+    return {k: TaskView(v) for k, v in states.items()}
+
+
+def test_roots_are_scheduled_first() -> None:
+    d = decide(DIAMOND, views(a=S.NONE, b=S.NONE, c=S.NONE, d=S.NONE), NOW)
+    assert d.schedule == ["a"]
+    assert d.upstream_failed == [] and d.skip == []
+
+
+def test_join_waits_for_every_parent() -> None:
+    d = decide(DIAMOND, views(a=S.SUCCESS, b=S.SUCCESS, c=S.RUNNING, d=S.NONE), NOW)
+    assert d.schedule == []
+
+
+def test_join_runs_when_all_parents_succeeded() -> None:
+    d = decide(DIAMOND, views(a=S.SUCCESS, b=S.SUCCESS, c=S.SUCCESS, d=S.NONE), NOW)
+    assert d.schedule == ["d"]
+
+
+def test_failure_propagates_as_upstream_failed_without_waiting() -> None:
+    d = decide(DIAMOND, views(a=S.SUCCESS, b=S.FAILED, c=S.RUNNING, d=S.NONE), NOW)
+    assert d.upstream_failed == ["d"]
+    d2 = decide(DIAMOND, views(a=S.FAILED, b=S.NONE, c=S.NONE, d=S.NONE), NOW)
+    assert d2.upstream_failed == ["b", "c"]
+
+
+def test_skip_propagates() -> None:
+    d = decide(DIAMOND, views(a=S.SKIPPED, b=S.NONE, c=S.NONE, d=S.NONE), NOW)
+    assert d.skip == ["b", "c"]
+
+
+def test_retry_waits_for_its_delay() -> None:
+    later = NOW + timedelta(seconds=30)
+    tis = {"a": TaskView(S.UP_FOR_RETRY, later), "b": TaskView(S.NONE)}
+    spec = dag({"a": (), "b": ("a",)})
+    assert decide(spec, tis, NOW).schedule == []
+    assert decide(spec, tis, later).schedule == ["a"]
+
+
+def test_run_outcome() -> None:
+    assert run_outcome(views(a=S.SUCCESS, b=S.RUNNING)) is None
+    assert run_outcome(views(a=S.SUCCESS, b=S.SKIPPED)) == RunState.SUCCESS
+    assert run_outcome(views(a=S.FAILED, b=S.UPSTREAM_FAILED)) == RunState.FAILED
+    assert run_outcome(views(a=S.SUCCESS, b=S.UP_FOR_RETRY)) is None

@@ -1,0 +1,112 @@
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import IllegalTransition, RunAlreadyExists
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.states import RunState, TaskState
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store import task_instances as ti_store
+
+NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
+SPEC = DagSpec(
+    dag_id="d",
+    fileloc="/dags/d.py",
+    tasks=(
+        TaskSpec(task_id="a", image="img", retries=2),
+        TaskSpec(task_id="b", image="img", upstream_task_ids=("a",)),
+    ),
+)
+
+
+def make_run(session: Session, run_id: str = "manual__1") -> int:
+    run = run_store.create_run(
+        session,
+        SPEC,
+        run_id=run_id,
+        run_type="manual",
+        logical_date=NOW,
+        data_interval=(NOW - timedelta(days=1), NOW),
+        conf={"x": 1},
+        now=NOW,
+    )
+    return run.id
+
+
+def test_spec_round_trips_through_the_store(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        dag_store.upsert_dag(session, SPEC, NOW)
+    with sessions() as session:
+        assert dag_store.get_dag_spec(session, "d") == SPEC
+
+
+def test_run_creates_task_instances_and_keeps_times_in_utc(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+    with sessions() as session:
+        run = run_store.get_run(session, "d", "manual__1")
+        assert run.logical_date == NOW and run.logical_date.tzinfo is not None
+        assert run.conf == {"x": 1}
+        tis = run_store.task_instances(session, run_pk)
+        assert [(t.task_id, t.state, t.max_tries) for t in tis] == [
+            ("a", "none", 2),
+            ("b", "none", 0),
+        ]
+
+
+def test_duplicate_run_id_is_refused(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        make_run(session)
+    with pytest.raises(RunAlreadyExists, match="already has a run 'manual__1'"), sessions.begin() as session:
+        make_run(session)
+
+
+def test_every_state_change_is_recorded_with_its_time(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)
+        ti_store.set_ti_state(session, ti, TaskState.QUEUED, NOW + timedelta(seconds=1))
+        ti_id = ti.id
+    with sessions() as session:
+        changes = ti_store.state_changes(session, ti_id)
+        assert [(c.from_state, c.to_state, c.at) for c in changes] == [
+            ("none", "scheduled", NOW),
+            ("scheduled", "queued", NOW + timedelta(seconds=1)),
+        ]
+
+
+def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        with pytest.raises(IllegalTransition):
+            ti_store.set_ti_state(session, ti, TaskState.SUCCESS, NOW)
+
+
+def test_run_state_stamps_start_and_end(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        make_run(session)
+        run = run_store.get_run(session, "d", "manual__1")
+        run_store.set_run_state(session, run, RunState.RUNNING, NOW)
+        run_store.set_run_state(session, run, RunState.SUCCESS, NOW + timedelta(minutes=1))
+        assert run.start_date == NOW and run.end_date == NOW + timedelta(minutes=1)
+
+
+def test_import_error_is_kept_and_cleared(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        dag_store.record_file_result(session, "/dags/d.py", [SPEC], None, NOW)
+        dag_store.record_file_result(session, "/dags/d.py", [], "SyntaxError", NOW)
+    with sessions() as session:
+        errors = dag_store.list_import_errors(session)
+        assert [(e.fileloc, e.error) for e in errors] == [("/dags/d.py", "SyntaxError")]
+        # the DAG parsed before the error is still known
+        assert [d.dag_id for d in dag_store.list_dag_rows(session)] == ["d"]
+    with sessions.begin() as session:
+        dag_store.record_file_result(session, "/dags/d.py", [SPEC], None, NOW)
+    with sessions() as session:
+        assert dag_store.list_import_errors(session) == []
