@@ -94,6 +94,7 @@ Acquire::Languages "none";
 APT::Install-Recommends "false";
 """
 _ARG_BASE_RE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
@@ -243,6 +244,7 @@ def stream_build(
 ) -> str:
     """Build `context` as `tag`, passing each output line to `log`; the new image id."""
     image_id = None
+    pending = ""
     try:
         events: Iterator[dict[str, Any]] = client.api.build(
             path=str(context),
@@ -257,11 +259,14 @@ def stream_build(
         )
         for event in events:
             if "error" in event:
+                if pending.strip():
+                    log(pending.rstrip())
                 detail = event.get("errorDetail", {}).get("message") or event["error"]
                 raise ImageBuildError(
                     f"building {tag} from {context / dockerfile} failed: {detail}"
                 )
-            for line in str(event.get("stream", "")).splitlines():
+            *lines, pending = (pending + _ANSI_RE.sub("", str(event.get("stream", "")))).split("\n")
+            for line in lines:
                 if line.strip():
                     log(line.rstrip())
             aux = event.get("aux")
@@ -269,6 +274,8 @@ def stream_build(
                 image_id = str(aux["ID"])
     except docker.errors.APIError as exc:
         raise ImageBuildError(f"building {tag} from {context / dockerfile} failed: {exc}") from exc
+    if pending.strip():
+        log(pending.rstrip())
     return image_id or str(client.images.get(tag).id)
 
 
