@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.settings import Settings
 from orchestrator.store.engine import make_engine, make_session_factory, upgrade
-
-#: Every container, volume and network a test run makes carries `orch.test=<this>`.
-TEST_SESSION_LABEL = f"s{uuid.uuid4().hex[:10]}"
-
-
-class FixedClock:
-    """A clock tests move by hand."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self._now = now or datetime(2026, 3, 14, 12, tzinfo=UTC)
-
-    def now(self) -> datetime:
-        return self._now
-
-    def advance(self, **kwargs: float) -> datetime:
-        self._now += timedelta(**kwargs)
-        return self._now
+from tests.support import TEST_SESSION_LABEL, FixedClock
 
 
 @pytest.fixture

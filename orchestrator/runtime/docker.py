@@ -54,11 +54,12 @@ DEFAULT_IMAGE_CACHE_SECONDS = 5.0
 MISSING_CONTAINER_EXIT_CODE = -1
 
 _IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
-_ZERO_TIME = "0001-01-01T00:00:00Z"
 _RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between reconnect attempts
 _START_POLL_SECONDS = 0.01  # how often follow_logs looks whether a created container started
 _RESUME_MARGIN_SECONDS = 1.0  # a resumed log stream re-reads this much before the newest line
 _REMEMBERED_FRAMES = 10_000  # log frames remembered (at least) to de-duplicate a resumed stream
+_EVENT_REPLAY_MARGIN_NS = 2_000_000_000  # a reconnected event stream replays this much history
+_REMEMBERED_EVENTS = 1_000  # exit events remembered (at least) to de-duplicate replays
 
 
 @contextlib.contextmanager
@@ -66,7 +67,7 @@ def _engine(action: str) -> Iterator[None]:
     """Turn "cannot talk to the engine" into RuntimeUnavailable, naming what we were doing."""
     try:
         yield
-    except requests.exceptions.ConnectionError as exc:
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         raise RuntimeUnavailable(
             f"the Docker engine could not be reached while trying to {action}: {exc}"
         ) from exc
@@ -120,7 +121,10 @@ def _docker_mount(mount: Mount) -> docker.types.Mount:
 
 
 def _command(value: str | tuple[str, ...] | None) -> str | list[str] | None:
-    """A string is split shell-style by the SDK (as docker-compose does); a tuple is exact."""
+    """A string is split shell-style by the SDK (as docker-compose does); a tuple is exact.
+    Empty means the image's default."""
+    if not value:
+        return None
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -474,8 +478,10 @@ class DockerRuntime(ContainerRuntime):
         events since the moment of the call, so an exit racing the subscription is still
         delivered (this assumes the engine's clock agrees with ours, as on a local engine).
         If the stream breaks, it reconnects with a short backoff and replays what happened
-        meanwhile (from the engine's in-memory event log). Delivery is at least once; a
-        callback that raises is logged and does not stop the subscription.
+        meanwhile from the engine's in-memory event log, without repeating an event already
+        delivered. (If the engine itself restarted, that log is gone: exits during the outage
+        are found by reconciling with `list_containers`.) A callback that raises is logged and
+        does not stop the subscription.
         """
         watcher = _ExitWatcher(self._api, labels, on_exit)
         watcher.connect_first()
@@ -545,7 +551,12 @@ class _DeliveredFrames:
 
 
 class _ExitWatcher(Subscription):
-    """One `die`-event subscription, with its own thread and reconnect loop."""
+    """One `die`-event subscription, with its own thread and reconnect loop.
+
+    Events are de-duplicated by (container id, event time): a reconnect asks for events since
+    a margin before the newest one seen, because the engine may publish concurrent events
+    slightly out of timestamp order.
+    """
 
     def __init__(self, api: Any, labels: dict[str, str], on_exit: ExitCallback) -> None:
         self._api = api
@@ -559,8 +570,10 @@ class _ExitWatcher(Subscription):
         self._lock = threading.Lock()
         self._stream: Any = None
         self._thread: threading.Thread | None = None
-        self._since_nano = 0  # resume point: time of the last event seen (or of subscribing)
-        self._seen_at_since: set[str] = set()  # container ids already delivered at that time
+        self._subscribed_nano = 0  # when watch_exits was called: nothing earlier is delivered
+        self._newest_nano = 0  # time of the newest event seen
+        self._delivered: set[tuple[str, int]] = set()  # recent (container id, event time)
+        self._remember = _REMEMBERED_EVENTS
 
     @property
     def closed(self) -> bool:
@@ -568,14 +581,14 @@ class _ExitWatcher(Subscription):
 
     def connect_first(self) -> None:
         """Subscribe (raising RuntimeUnavailable if the engine is down) and start the thread."""
-        self._since_nano = time.time_ns()
+        self._subscribed_nano = self._newest_nano = time.time_ns()
         with _engine("subscribe to container events"):
-            self._open()
+            self._open(self._subscribed_nano)
         self._thread = threading.Thread(target=self._run, name="docker-exit-events", daemon=True)
         self._thread.start()
 
-    def _open(self) -> bool:
-        since = f"{self._since_nano // 1_000_000_000}.{self._since_nano % 1_000_000_000:09d}"
+    def _open(self, since_nano: int) -> bool:
+        since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"
         stream = self._api.events(since=since, filters=self._filters, decode=True)
         with self._lock:
             if self._closed.is_set():
@@ -587,24 +600,27 @@ class _ExitWatcher(Subscription):
     def _run(self) -> None:
         pause = _RECONNECT_BACKOFF[0]
         while not self._closed.is_set():
-            if self._stream is None:
+            stream = self._stream
+            if stream is None:
+                since = max(self._subscribed_nano, self._newest_nano - _EVENT_REPLAY_MARGIN_NS)
                 try:
-                    if not self._open():
+                    if not self._open(since):
                         return
                 except Exception as exc:  # engine down or restarting: keep trying until closed
                     logger.warning("container events: reconnect failed (%s); retrying", exc)
                     self._closed.wait(pause)
                     pause = min(pause * 2, _RECONNECT_BACKOFF[1])
-                    continue
+                continue
             try:
-                for event in self._stream:
+                for event in stream:
                     pause = _RECONNECT_BACKOFF[0]
                     self._deliver(event)
             except Exception as exc:
                 if not self._closed.is_set():
-                    logger.warning("container events: stream broke (%s); reconnecting", exc)
+                    logger.warning("container events: stream broke (%s)", exc)
             with self._lock:
-                stream, self._stream = self._stream, None
+                if self._stream is stream:
+                    self._stream = None
             _close_quietly(stream)
             if not self._closed.is_set():
                 logger.info("container events: stream ended; reconnecting")
@@ -614,16 +630,16 @@ class _ExitWatcher(Subscription):
     def _deliver(self, event: dict[str, Any]) -> None:
         container_id = str(event.get("id") or event.get("Actor", {}).get("ID", ""))
         time_nano = int(event.get("timeNano") or 0)
-        if not container_id:
+        key = (container_id, time_nano)
+        if not container_id or key in self._delivered:
             return
-        if time_nano < self._since_nano:
-            return
-        if time_nano == self._since_nano:
-            if container_id in self._seen_at_since:
-                return  # replayed after a reconnect
-        else:
-            self._since_nano, self._seen_at_since = time_nano, set()
-        self._seen_at_since.add(container_id)
+        self._delivered.add(key)
+        if time_nano > self._newest_nano:
+            self._newest_nano = time_nano
+        if len(self._delivered) > self._remember:
+            cutoff = self._newest_nano - 2 * _EVENT_REPLAY_MARGIN_NS
+            self._delivered = {k for k in self._delivered if k[1] >= cutoff}
+            self._remember = max(_REMEMBERED_EVENTS, 2 * len(self._delivered))
         try:
             self._on_exit(container_id)
         except Exception:

@@ -21,6 +21,7 @@ paths as arguments: nothing here reads the environment or touches Docker at impo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -346,7 +347,14 @@ def busybox_rootfs_tar(busybox: Path, applets: Iterable[str]) -> bytes:
     return buffer.getvalue()
 
 
-def _make_busybox(client: docker.DockerClient, tag: str, log: Log) -> None:
+def make_busybox_image(
+    client: docker.DockerClient,
+    tag: str = BUSYBOX_IMAGE,
+    *,
+    log: Log = print,
+    labels: dict[str, str] | None = None,
+) -> None:
+    """Import the host's static busybox as a FROM-scratch image with every applet on /bin."""
     busybox = find_static_busybox()
     listing = subprocess.run(
         [str(busybox), "--list"], capture_output=True, text=True, check=True
@@ -357,9 +365,9 @@ def _make_busybox(client: docker.DockerClient, tag: str, log: Log) -> None:
     data = busybox_rootfs_tar(busybox, listing)
     log(f"{tag}: importing {busybox} with {len(listing)} applets ({len(data) // 1024} KiB)")
     repository, _, version = tag.rpartition(":")
-    client.api.import_image_from_data(
-        data, repository=repository, tag=version, changes=["ENV PATH=/bin", 'CMD ["sh"]']
-    )
+    changes = ["ENV PATH=/bin", 'CMD ["sh"]']
+    changes += [f"LABEL {key}={json.dumps(value)}" for key, value in (labels or {}).items()]
+    client.api.import_image_from_data(data, repository=repository, tag=version, changes=changes)
 
 
 # --- python base (debootstrap) ------------------------------------------------------------
@@ -507,7 +515,7 @@ def bootstrap_base_images(
         made.append(tag)
 
     if needed(BUSYBOX_IMAGE):
-        timed(BUSYBOX_IMAGE, lambda: _make_busybox(client, BUSYBOX_IMAGE, log))
+        timed(BUSYBOX_IMAGE, lambda: make_busybox_image(client, BUSYBOX_IMAGE, log=log))
     if needed(python_base):
         sources = default_apt_source_files() if apt_source_files is None else list(apt_source_files)
         mirror = find_debian_mirror(suite, sources)

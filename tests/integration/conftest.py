@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from tests.conftest import TEST_SESSION_LABEL
+from tests.support import TEST_SESSION_LABEL
 
 BUSYBOX = "orchestrator/busybox:latest"
 PYTHON = "orchestrator/python-base:bookworm"
@@ -20,7 +20,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
     try:
         client = docker.from_env(version="auto")
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs a Docker engine and none answered: {exc}")
         pytest.skip(f"no Docker engine: {exc}")

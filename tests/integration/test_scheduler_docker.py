@@ -35,8 +35,9 @@ class Env:
         self.scheduler = Scheduler(settings=settings, sessions=sessions, runtime=self.runtime)
 
     def run(self, *tasks: TaskSpec, timeout: float = 120) -> dict[str, Any]:
-        dag = DagSpec(dag_id="it", fileloc=str(self.settings.resolved_dags_folder / "it.py"),
-                      tasks=tasks)
+        dag = DagSpec(
+            dag_id="it", fileloc=str(self.settings.resolved_dags_folder / "it.py"), tasks=tasks
+        )
         with self.sessions.begin() as session:
             dag_store.upsert_dag(session, dag, self.scheduler_now())
             run = trigger_run(session, dag, now=self.scheduler_now())
@@ -93,8 +94,12 @@ def wait_removed(env: Env, timeout: float = 10) -> list[str]:
 def test_outputs_flow_and_logs_outlive_the_containers(env: Env) -> None:
     tis = env.run(
         sh("make", 'echo "making"; echo \'{"n": 3, "city": "Oslo"}\' > "$ORCH_OUTPUT_PATH"'),
-        sh("use", 'echo "got $N in $CITY for $ORCH_DAG_ID/$ORCH_TASK_ID try $ORCH_TRY_NUMBER"',
-           "make", environment={"N": "{{ outputs.make.n }}", "CITY": "{{ outputs.make.city }}"}),
+        sh(
+            "use",
+            'echo "got $N in $CITY for $ORCH_DAG_ID/$ORCH_TASK_ID try $ORCH_TRY_NUMBER"',
+            "make",
+            environment={"N": "{{ outputs.make.n }}", "CITY": "{{ outputs.make.city }}"},
+        ),
     )
     assert env.run_state == "success"
     assert json.loads(tis["make"].output_json) == {"n": 3, "city": "Oslo"}
@@ -118,8 +123,13 @@ def test_retry_runs_a_second_container(env: Env) -> None:
 
 def test_oom_kill_is_reported(env: Env) -> None:
     tis = env.run(
-        TaskSpec(task_id="hog", image=PYTHON, pull_policy="never", memory="48m",
-                 command=("python3", "-c", "x = bytearray(400 * 1024 * 1024); print(len(x))"))
+        TaskSpec(
+            task_id="hog",
+            image=PYTHON,
+            pull_policy="never",
+            memory="48m",
+            command=("python3", "-c", "x = bytearray(400 * 1024 * 1024); print(len(x))"),
+        )
     )
     ti = tis["hog"]
     assert ti.state == "failed" and ti.exit_code == 137
@@ -172,10 +182,17 @@ def test_mounts_volume_bind_and_tmpfs(env: Env, tmp_path: Path) -> None:
     (host / "hello.txt").write_text("hi from host\n")
     vol = f"{env.settings.instance_name}-vol"
     tis = env.run(
-        sh("write", "echo data > /vol/f && cat /in/hello.txt && ! touch /in/x && "
-           "echo t > /scratch/t", mounts=(f"{vol}:/vol", f"{host}:/in:ro", "tmpfs:/scratch")),
-        sh("read", 'printf "\\"%s\\"" "$(cat /vol/f)" > "$ORCH_OUTPUT_PATH"', "write",
-           mounts=(f"{vol}:/vol",)),
+        sh(
+            "write",
+            "echo data > /vol/f && cat /in/hello.txt && ! touch /in/x && echo t > /scratch/t",
+            mounts=(f"{vol}:/vol", f"{host}:/in:ro", "tmpfs:/scratch"),
+        ),
+        sh(
+            "read",
+            'printf "\\"%s\\"" "$(cat /vol/f)" > "$ORCH_OUTPUT_PATH"',
+            "write",
+            mounts=(f"{vol}:/vol",),
+        ),
     )
     assert tis["write"].state == "success", env.log(tis["write"])
     assert json.loads(tis["read"].output_json) == "data"

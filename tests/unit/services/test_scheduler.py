@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.launch import LABEL_DAG, LABEL_TRY, LaunchRequest
 from orchestrator.models.specs import DagSpec, TaskSpec
-from orchestrator.models.states import RunState, TaskState
+from orchestrator.models.states import RunState
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.services.runs import trigger_run
 from orchestrator.services.scheduler import InlineExecutor, Scheduler
@@ -20,7 +21,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
-from tests.conftest import FixedClock
+from tests.support import FixedClock
 
 
 def spec(*tasks: TaskSpec, dag_id: str = "d") -> DagSpec:
@@ -76,7 +77,9 @@ class Harness:
 def make(
     settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
 ) -> Callable[..., Harness]:
-    def factory(script: Callable[[LaunchRequest], FakeBehavior] | None = None, **kw: Any) -> Harness:
+    def factory(
+        script: Callable[[LaunchRequest], FakeBehavior] | None = None, **kw: Any
+    ) -> Harness:
         return Harness(settings, sessions, clock, script, **kw)
 
     return factory
@@ -91,7 +94,11 @@ def test_chain_runs_in_order_and_outputs_flow_downstream(make: Callable[..., Har
     h = make(script)
     dag = spec(
         t("a"),
-        t("b", "a", command=["echo", "{{ outputs.a.rows }}", "{{ ti.xcom_pull(task_ids='a') | tojson }}"]),
+        t(
+            "b",
+            "a",
+            command=["echo", "{{ outputs.a.rows }}", "{{ ti.xcom_pull(task_ids='a') | tojson }}"],
+        ),
         t("c", "b", environment={"PREV": "{{ outputs.b }}"}),
     )
     run_id = h.trigger(dag)
@@ -114,7 +121,7 @@ def test_chain_runs_in_order_and_outputs_flow_downstream(make: Callable[..., Har
     with h.sessions() as session:
         attempt = ti_store.get_attempt(session, tis["a"].id, 1)
         assert attempt is not None
-        assert "made 42 rows" in open(attempt.log_path).read()
+        assert "made 42 rows" in Path(attempt.log_path).read_text()
         assert attempt.rendered["image"] == "img"
 
 
@@ -133,7 +140,10 @@ def test_container_contract_environment_and_labels(make: Callable[..., Harness])
         assert env[name].startswith("2026-03-14T12:00:00")
     assert request.labels[LABEL_TRY] == "1"
     assert request.labels["orch.test"]  # extra labels from settings
-    assert request.name == f"{h.settings.instance_name}-d-a-{run_id.replace(':', '_').replace('+', '_')}-t1"
+    assert (
+        request.name
+        == f"{h.settings.instance_name}-d-a-{run_id.replace(':', '_').replace('+', '_')}-t1"
+    )
 
 
 def test_container_id_is_stored_before_start_and_removal_follows_saving(
@@ -205,8 +215,14 @@ def test_retry_waits_for_its_delay_then_succeeds(make: Callable[..., Harness]) -
         ]
         states = [c.to_state for c in ti_store.state_changes(session, ti.id)]
     assert states == [
-        "scheduled", "queued", "running", "up_for_retry",
-        "scheduled", "queued", "running", "success",
+        "scheduled",
+        "queued",
+        "running",
+        "up_for_retry",
+        "scheduled",
+        "queued",
+        "running",
+        "success",
     ]
 
 
@@ -260,7 +276,7 @@ def test_execution_timeout_stops_the_container(make: Callable[..., Harness]) -> 
     with h.sessions() as session:
         attempt = ti_store.get_attempt(session, ti.id, 1)
         assert attempt is not None and attempt.timed_out
-        assert "execution_timeout of 5s reached" in open(attempt.log_path).read()
+        assert "execution_timeout of 5s reached" in Path(attempt.log_path).read_text()
 
 
 def test_missing_image_with_pull_never_fails_with_the_image_named(
@@ -275,7 +291,7 @@ def test_missing_image_with_pull_never_fails_with_the_image_named(
     assert h.runtime.created == []
     with h.sessions() as session:
         attempt = ti_store.get_attempt(session, ti.id, 1)
-        assert attempt is not None and "nope:1" in open(attempt.log_path).read()
+        assert attempt is not None and "nope:1" in Path(attempt.log_path).read_text()
 
 
 def test_template_error_fails_the_task_not_the_scheduler(make: Callable[..., Harness]) -> None:
@@ -293,9 +309,7 @@ def test_template_error_fails_the_task_not_the_scheduler(make: Callable[..., Har
     ("raw", "message"),
     [(b"{not json", "not a single JSON value"), (b"1" * 2_000_000, "over the")],
 )
-def test_bad_output_fails_the_task(
-    make: Callable[..., Harness], raw: bytes, message: str
-) -> None:
+def test_bad_output_fails_the_task(make: Callable[..., Harness], raw: bytes, message: str) -> None:
     h = make(lambda r: FakeBehavior(raw_output=raw))
     run_id = h.trigger(spec(t("a")))
     h.tick()
@@ -325,5 +339,5 @@ def test_invalid_conf_type_is_rejected(make: Callable[..., Harness]) -> None:
     dag = DagSpec(
         dag_id="d", tasks=(t("a"),), params={"rows": ParamSpec(default=1, type="integer")}
     )
-    with pytest.raises(InvalidConf, match="'rows'.*integer"):
+    with pytest.raises(InvalidConf, match=r"'rows'.*integer"):
         h.trigger(dag, conf={"rows": "many"})

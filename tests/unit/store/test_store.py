@@ -61,7 +61,10 @@ def test_run_creates_task_instances_and_keeps_times_in_utc(
 def test_duplicate_run_id_is_refused(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         make_run(session)
-    with pytest.raises(RunAlreadyExists, match="already has a run 'manual__1'"), sessions.begin() as session:
+    with (
+        pytest.raises(RunAlreadyExists, match="already has a run 'manual__1'"),
+        sessions.begin() as session,
+    ):
         make_run(session)
 
 
