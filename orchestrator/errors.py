@@ -10,7 +10,8 @@
     │   ├── InvalidConf               run conf is not a JSON object, or fails params validation
     │   ├── TemplateError             a templated field failed to render (names task and field)
     │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
-    │   └── OutputError               the task's output file is not JSON or is too large
+    │   ├── OutputError               the task's output file is not JSON or is too large
+    │   └── ImageBuildError           making a base image or building a task image failed
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
         └── IllegalTransition         a state change the transition table forbids
@@ -68,6 +69,10 @@ class ImageUnavailable(UserError):
 
 class OutputError(UserError):
     """A task's output file is not a single JSON value, or is too large."""
+
+
+class ImageBuildError(UserError):
+    """Making a local base image or building a task image failed."""
 
 
 class InternalError(OrchestratorError):

@@ -58,5 +58,8 @@ class ConsoleListener:
                     typer.echo(f"  {self._label(key)} | {rest.decode('utf-8', 'replace')}")
                     del self._partial[key]
             colour = {RunState.SUCCESS: typer.colors.GREEN, RunState.FAILED: typer.colors.RED}
-            typer.secho(f"run {run_id} of {dag_id}: {state.value}", fg=colour.get(state),
-                        bold=state.is_finished)
+            typer.secho(
+                f"run {run_id} of {dag_id}: {state.value}",
+                fg=colour.get(state),
+                bold=state.is_finished,
+            )

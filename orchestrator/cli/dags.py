@@ -141,8 +141,11 @@ def test(
         rows = [ti_row(ti) for ti in run_store.task_instances(session, run_obj.id)]
         state = RunState(run_obj.state)
     typer.echo("")
-    emit(rows, ["task_id", "state", "try_number", "exit_code", "output", "state_detail"],
-         OutputFormat.table)
+    emit(
+        rows,
+        ["task_id", "state", "try_number", "exit_code", "output", "state_detail"],
+        OutputFormat.table,
+    )
     if state != RunState.SUCCESS:
         raise typer.Exit(1)
 

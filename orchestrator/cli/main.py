@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import dags, runs, tasks
+from orchestrator.cli import dags, images, runs, tasks
 from orchestrator.cli.context import build_context
 from orchestrator.errors import OrchestratorError
 
@@ -26,15 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(dags.app, name="dags")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(runs.app, name="runs")
-
-
-def _mount_images() -> None:
-    from orchestrator.cli import images
-
-    app.add_typer(images.app, name="images", help="Make base images and build task images.")
-
-
-_mount_images()
+app.add_typer(images.app, name="images", help="Make base images and build task images.")
 
 
 @db_app.command("upgrade")

@@ -37,9 +37,6 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, (dict, list)):
-        text = json.dumps(value)
-    else:
-        text = str(value)
+    text = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
     text = text.replace("\n", " ")
     return text if len(text) <= 60 else text[:57] + "..."

@@ -14,24 +14,17 @@ from orchestrator.cli.console import ConsoleListener
 from orchestrator.cli.context import AppContext, build_context, fail, parse_date
 from orchestrator.cli.output import OutputFormat
 from orchestrator.errors import TaskNotFound
-from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import TaskState
-from orchestrator.scheduling.timetables import (
-    manual_data_interval,
-    next_logical_date,
-    prev_logical_date,
-)
 from orchestrator.services.dag_processing import process_folder
 from orchestrator.services.dag_sync import find_dag
 from orchestrator.services.logs import follow
-from orchestrator.services.runs import parse_conf, trigger_run
-from orchestrator.services.scheduler import Scheduler, run_info, run_outputs
+from orchestrator.services.runs import parse_conf, preview_run_info, trigger_run
+from orchestrator.services.scheduler import Scheduler, render_preview, run_info, run_outputs
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.engine import make_engine, make_session_factory, upgrade
-from orchestrator.templating import render_task
 
 app = typer.Typer(help="Test, render and read the logs of single tasks.", no_args_is_help=True)
 
@@ -77,23 +70,8 @@ def render(
             outputs = run_outputs(session, run)
     else:
         when = parse_date(logical_date) or ctx.clock.now()
-        start, end = manual_data_interval(spec.schedule, spec.timezone, when)
-        scheduled = spec.schedule is not None
-        info = RunInfo(
-            run_id=f"manual__{when.isoformat()}",
-            run_type="manual",
-            logical_date=when,
-            data_interval_start=start,
-            data_interval_end=end,
-            conf=parse_conf(conf),
-            prev_logical_date=prev_logical_date(spec.schedule, spec.timezone, when)
-            if scheduled
-            else None,
-            next_logical_date=next_logical_date(spec.schedule, spec.timezone, when)
-            if scheduled
-            else None,
-        )
-    rendered = render_task(spec, task, info, try_number=1, outputs=outputs)
+        info = preview_run_info(spec, when, parse_conf(conf))
+    rendered = render_preview(spec, task, info, outputs)
     data = rendered.model_dump(mode="json")
     if output == OutputFormat.json:
         typer.echo(json.dumps(data, indent=2))
@@ -114,9 +92,7 @@ def test(
     ctx = build_context()
     spec = _parse_without_recording(ctx.settings, dag_id)
     task = _task(spec, task_id)
-    single = spec.model_copy(
-        update={"tasks": (task.model_copy(update={"upstream_task_ids": ()}),)}
-    )
+    single = spec.model_copy(update={"tasks": (task.model_copy(update={"upstream_task_ids": ()}),)})
     with tempfile.TemporaryDirectory(prefix="orch-task-test-") as tmp:
         settings = ctx.settings.model_copy(update={"home": Path(tmp), "database_url": None})
         scratch = AppContext(settings)
@@ -130,8 +106,12 @@ def test(
         with sessions.begin() as session:
             upsert_dag(session, single, now)
             run = trigger_run(
-                session, single, now=now, conf=parse_conf(conf),
-                logical_date=parse_date(logical_date) or now, run_type="test",
+                session,
+                single,
+                now=now,
+                conf=parse_conf(conf),
+                logical_date=parse_date(logical_date) or now,
+                run_type="test",
                 run_id=f"test__{(parse_date(logical_date) or now).isoformat()}",
             )
             run_pk = run.id

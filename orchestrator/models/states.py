@@ -44,15 +44,17 @@ FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 _T = TaskState
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     _T.NONE: frozenset({_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED, _T.FAILED}),
-    _T.SCHEDULED: frozenset({_T.QUEUED, _T.FAILED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.NONE,
-                             _T.REMOVED, _T.UP_FOR_RETRY}),
-    _T.QUEUED: frozenset({_T.RUNNING, _T.FAILED, _T.UP_FOR_RETRY, _T.SCHEDULED, _T.NONE,
-                          _T.SUCCESS, _T.SKIPPED}),
-    _T.RUNNING: frozenset({_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE,
-                           _T.SKIPPED, _T.NONE}),
+    _T.SCHEDULED: frozenset(
+        {_T.QUEUED, _T.FAILED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.NONE, _T.REMOVED, _T.UP_FOR_RETRY}
+    ),
+    _T.QUEUED: frozenset(
+        {_T.RUNNING, _T.FAILED, _T.UP_FOR_RETRY, _T.SCHEDULED, _T.NONE, _T.SUCCESS, _T.SKIPPED}
+    ),
+    _T.RUNNING: frozenset(
+        {_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE, _T.SKIPPED, _T.NONE}
+    ),
     _T.UP_FOR_RETRY: frozenset({_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED}),
-    _T.UP_FOR_RESCHEDULE: frozenset({_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS,
-                                     _T.REMOVED}),
+    _T.UP_FOR_RESCHEDULE: frozenset({_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED}),
     _T.SUCCESS: frozenset({_T.NONE, _T.FAILED}),
     _T.FAILED: frozenset({_T.NONE, _T.SUCCESS}),
     _T.UPSTREAM_FAILED: frozenset({_T.NONE, _T.SUCCESS, _T.FAILED}),

@@ -55,7 +55,7 @@ MISSING_CONTAINER_EXIT_CODE = -1
 
 _IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
 _RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between reconnect attempts
-_START_POLL_SECONDS = 0.01  # how often follow_logs looks whether a created container started
+_START_POLL_SECONDS = (0.01, 1.0)  # follow_logs polls a created container for its start
 _RESUME_MARGIN_SECONDS = 1.0  # a resumed log stream re-reads this much before the newest line
 _REMEMBERED_FRAMES = 10_000  # log frames remembered (at least) to de-duplicate a resumed stream
 _EVENT_REPLAY_MARGIN_NS = 2_000_000_000  # a reconnected event stream replays this much history
@@ -272,9 +272,10 @@ class DockerRuntime(ContainerRuntime):
         instead of swapping. The container is not auto-removed: `remove` runs after logs and
         output are harvested.
         """
+        volume_labels = {k: v for k, v in request.labels.items() if k not in _IDENTITY_LABELS}
         for mount in request.mounts:
             if mount.type == "volume" and mount.source:
-                self.ensure_volume(mount.source, request.labels)
+                self.ensure_volume(mount.source, volume_labels)
         with _engine(f"create container {request.name!r}"):
             host_config = self._api.create_host_config(
                 mounts=[_docker_mount(m) for m in request.mounts],
@@ -428,12 +429,14 @@ class DockerRuntime(ContainerRuntime):
         """
         delivered = _DeliveredFrames()
         pause = _RECONNECT_BACKOFF[0]
+        start_poll = _START_POLL_SECONDS[0]
         while True:
             with _engine(f"read logs of container {container_id[:12]}"):
                 try:
                     state = self._api.inspect_container(container_id)["State"]
                     if state.get("Status") == "created" and not state.get("Error"):
-                        time.sleep(_START_POLL_SECONDS)
+                        time.sleep(start_poll)  # not started yet: look again soon
+                        start_poll = min(start_poll * 1.5, _START_POLL_SECONDS[1])
                         continue
                     # Asked while (or after) it runs, the engine follows until the container
                     # stops; asked after it stopped, it sends the whole log and ends.

@@ -51,13 +51,17 @@ def retry_delay(task: TaskSpec, try_number: int) -> timedelta:
 
 
 def describe_failure(end: AttemptEnd) -> str | None:
-    """Why an attempt failed, in words, or None if it did not."""
+    """Why an attempt failed, in words, or None if it did not.
+
+    The container's exit code is its verdict: a process inside it that was OOM-killed while the
+    main process still exited 0 is not a failure (the engine reports both in that case).
+    """
     if end.launch_error:
         return end.launch_error
     if end.timed_out:
         limit = f" after {_fmt(end.timeout)}" if end.timeout else ""
         return f"timed out{limit} (execution_timeout): container stopped"
-    if end.oom_killed:
+    if end.oom_killed and end.exit_code != 0:
         return f"killed: out of memory (OOM; exit code {end.exit_code}); raise `memory`"
     if end.exit_code not in (0, None):
         text = f"container exited with code {end.exit_code}"

@@ -35,6 +35,4 @@ def find_dag(results: list[FileResult], dag_id: str, folder: Path) -> DagSpec:
     known = sorted(spec.dag_id for r in results for spec in r.dags)
     broken = [r.fileloc for r in results if r.error]
     hint = f"; files that failed to import: {', '.join(broken)}" if broken else ""
-    raise DagNotFound(
-        f"no DAG {dag_id!r} in {folder} (found: {', '.join(known) or 'none'}){hint}"
-    )
+    raise DagNotFound(f"no DAG {dag_id!r} in {folder} (found: {', '.join(known) or 'none'}){hint}")

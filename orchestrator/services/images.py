@@ -39,7 +39,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from orchestrator.errors import ImageUnavailable, UserError
+from orchestrator.errors import ImageBuildError, ImageUnavailable
 
 Log = Callable[[str], None]
 
@@ -69,8 +69,6 @@ _PYTHON_BASE_CHANGES = (
 _ROOTFS_STRIP = (
     "var/lib/apt/lists",
     "var/cache/apt",
-    "var/cache/debconf",
-    "var/log",
     "usr/share/doc",
     "usr/share/man",
     "usr/share/info",
@@ -92,15 +90,10 @@ APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 Acquire::Languages "none";
-APT::Install-Recommends "false";
 """
 _ARG_BASE_RE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-
-
-class ImageBuildError(UserError):
-    """An image could not be made: a missing host tool, a failing Dockerfile, no mirror."""
 
 
 # --- the host's apt mirror and suite ------------------------------------------------------
@@ -421,15 +414,22 @@ def _remove_tree(root: Path, log: Log) -> None:
 
 
 def strip_rootfs(rootfs: Path) -> None:
-    """Drop apt lists, caches, docs and translations; keep the dpkg database."""
+    """Drop apt lists, caches, logs, docs and translations; keep the dpkg and debconf data."""
     for relative in _ROOTFS_STRIP:
         target = rootfs / relative
-        if target.is_dir():
+        if target.is_dir() and not target.is_symlink():  # a link would lead out of the rootfs
             for child in target.iterdir():
                 if child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child)
                 else:
                     child.unlink()
+    logs = [p for p in rootfs.glob("var/log/**/*") if p.is_file() or p.is_symlink()]
+    for leftover in [
+        *logs,
+        *rootfs.glob("var/cache/debconf/*-old"),
+        *rootfs.glob("var/lib/dpkg/*-old"),
+    ]:
+        leftover.unlink()
     (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
     (rootfs / "etc/dpkg/dpkg.cfg.d/orchestrator-nodoc").write_text(_DPKG_NODOC)
     (rootfs / "etc/apt/apt.conf.d/orchestrator-clean").write_text(_APT_CLEAN)
@@ -461,7 +461,14 @@ def _make_python_base(
             mirror,
         ]
         log(f"{tag}: {' '.join(argv)}")
-        _run_streaming(argv, log, prefix="debootstrap: ")
+        try:
+            _run_streaming(argv, log, prefix="debootstrap: ")
+        except ImageBuildError as exc:
+            details = rootfs / "debootstrap" / "debootstrap.log"
+            if details.is_file():
+                tail = details.read_text(errors="replace").splitlines()[-30:]
+                raise ImageBuildError(f"{exc}\n{details} ends with:\n" + "\n".join(tail)) from exc
+            raise
         strip_rootfs(rootfs)
         archive = work / "rootfs.tar"
         subprocess.run(
@@ -494,8 +501,6 @@ def bootstrap_base_images(
     them). `work_dir` is where debootstrap's temporary root filesystem goes (default: the
     system temp dir); it is deleted after the import.
     """
-    suite = read_suite(os_release)
-    python_base = f"{PYTHON_BASE_REPOSITORY}:{suite}"
     made: list[str] = []
     replaced: list[str] = []
 
@@ -516,6 +521,8 @@ def bootstrap_base_images(
 
     if needed(BUSYBOX_IMAGE):
         timed(BUSYBOX_IMAGE, lambda: make_busybox_image(client, BUSYBOX_IMAGE, log=log))
+    suite = read_suite(os_release)
+    python_base = f"{PYTHON_BASE_REPOSITORY}:{suite}"
     if needed(python_base):
         sources = default_apt_source_files() if apt_source_files is None else list(apt_source_files)
         mirror = find_debian_mirror(suite, sources)
@@ -579,7 +586,10 @@ def build_task_images(
     `orchestrator images bootstrap`. Nothing is pulled. Returns the tags built.
     """
     if not task_images_dir.is_dir():
-        raise ImageBuildError(f"{task_images_dir} is not a directory of task images")
+        raise ImageBuildError(
+            f"{task_images_dir} is not a directory of task images: run from the repository "
+            "root or pass the directory holding <name>/Dockerfile (--dir)"
+        )
     dockerfiles = sorted(task_images_dir.glob("*/Dockerfile"))
     if not dockerfiles:
         raise ImageBuildError(f"no task images in {task_images_dir}: expected <name>/Dockerfile")

@@ -9,8 +9,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidConf
+from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, ParamSpec
-from orchestrator.scheduling.timetables import manual_data_interval
+from orchestrator.scheduling.timetables import (
+    manual_data_interval,
+    next_logical_date,
+    prev_logical_date,
+)
 from orchestrator.store import runs as run_store
 from orchestrator.store.tables import DagRunRow
 
@@ -32,8 +37,10 @@ def parse_conf(text: str | None, *, where: str = "--conf") -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidConf(f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column"
-                          f" {exc.colno}; pass an object such as '{{\"rows\": 10}}'") from exc
+        raise InvalidConf(
+            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column"
+            f" {exc.colno}; pass an object such as '{{\"rows\": 10}}'"
+        ) from exc
     if not isinstance(value, dict):
         raise InvalidConf(f"{where} must be a JSON object, not {type(value).__name__}")
     return value
@@ -86,4 +93,25 @@ def trigger_run(
         data_interval=interval,
         conf=conf,
         now=now,
+    )
+
+
+def preview_run_info(spec: DagSpec, when: datetime, conf: dict[str, Any]) -> RunInfo:
+    """What templates would see in a manual run at `when` (nothing is stored)."""
+    validate_conf(spec, conf)
+    start, end = manual_data_interval(spec.schedule, spec.timezone, when)
+    scheduled = spec.schedule is not None
+    return RunInfo(
+        run_id=f"manual__{when.isoformat()}",
+        run_type="manual",
+        logical_date=when,
+        data_interval_start=start,
+        data_interval_end=end,
+        conf=conf,
+        prev_logical_date=prev_logical_date(spec.schedule, spec.timezone, when)
+        if scheduled
+        else None,
+        next_logical_date=next_logical_date(spec.schedule, spec.timezone, when)
+        if scheduled
+        else None,
     )

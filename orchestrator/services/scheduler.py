@@ -45,11 +45,10 @@ from orchestrator.services.containers import (
 )
 from orchestrator.services.logs import LogFile
 from orchestrator.settings import Settings
-from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
-from orchestrator.templating import render_task
+from orchestrator.templating import RenderedTask, render_task
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class InlineExecutor(Executor):
         future: Future[Any] = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - handed to the future like a pool does
+        except BaseException as exc:
             future.set_exception(exc)
         return future
 
@@ -662,3 +661,10 @@ def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
         for ti in run_store.task_instances(session, run.id)
         if ti.output_json is not None and ti.map_index == -1
     }
+
+
+def render_preview(
+    spec: DagSpec, task: TaskSpec, info: RunInfo, outputs: dict[str, Any]
+) -> RenderedTask:
+    """Render a task's first attempt without launching or storing anything."""
+    return render_task(spec, task, info, try_number=1, outputs=outputs)
