@@ -106,7 +106,17 @@ class Orchestrated:
             state = session.get(run_store.DagRunRow, run_pk).state  # type: ignore[union-attr]
         if state != RunState.SUCCESS:
             raise SystemExit(f"benchmark run {spec.dag_id} ended {state}")
+        self.wait_for_cleanup()
         return elapsed
+
+    def wait_for_cleanup(self) -> None:
+        """Untimed: let container removal (done after the run, off its critical path) end
+        before the next measurement starts, so it does not slow that one down."""
+        api = self.runtime._api
+        filters = {"label": [f"orch.instance={self.settings.instance_name}"]}
+        deadline = time.monotonic() + 120
+        while api.containers(all=True, filters=filters) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def close(self) -> None:
         self.scheduler.close()

@@ -146,6 +146,8 @@ class DockerRuntime(ContainerRuntime):
         self._image_locks: dict[str, threading.Lock] = {}
         self._subscriptions: list[_ExitWatcher] = []
         self._subscriptions_lock = threading.Lock()
+        #: Containers whose `die` event reported exit code 0 (spares an inspect per harvest).
+        self._clean_exits: dict[str, bool] = {}
 
     @classmethod
     def from_url(
@@ -376,6 +378,9 @@ class DockerRuntime(ContainerRuntime):
         A container that no longer exists is reported as ended with exit code -1 and an error
         saying so: its attempt is lost and must be failed (or retried), never waited for.
         """
+        if self._clean_exits.pop(container_id, False):
+            # its die event said exit code 0: nothing an inspect would add matters
+            return ContainerExit(exit_code=0)
         with _engine(f"inspect container {container_id[:12]}"):
             try:
                 state = self._api.inspect_container(container_id)["State"]
@@ -432,15 +437,12 @@ class DockerRuntime(ContainerRuntime):
         start_poll = _START_POLL_SECONDS[0]
         while True:
             with _engine(f"read logs of container {container_id[:12]}"):
+                # Asked while (or after) it runs, the engine follows until the container stops
+                # and then ends the stream; asked before it started, it ends at once, empty.
+                # The state read after the stream tells which: no inspect is spent up front.
+                since = delivered.resume_point()
+                asked_at = time.time()
                 try:
-                    state = self._api.inspect_container(container_id)["State"]
-                    if state.get("Status") == "created" and not state.get("Error"):
-                        time.sleep(start_poll)  # not started yet: look again soon
-                        start_poll = min(start_poll * 1.5, _START_POLL_SECONDS[1])
-                        continue
-                    # Asked while (or after) it runs, the engine follows until the container
-                    # stops; asked after it stopped, it sends the whole log and ends.
-                    since = delivered.resume_point()
                     stream = self._api.logs(
                         container_id,
                         stdout=True,
@@ -450,26 +452,53 @@ class DockerRuntime(ContainerRuntime):
                         timestamps=True,
                         **({} if since is None else {"since": since}),
                     )
+                    try:
+                        for frame in stream:
+                            payload = delivered.admit(frame)
+                            if payload is not None:
+                                sink(payload)
+                    finally:
+                        stream.close()
+                    state = self._api.inspect_container(container_id)["State"]
                 except docker.errors.NotFound:
                     logger.warning("logs of container %s: it no longer exists", container_id)
                     return
-                try:
-                    for frame in stream:
-                        payload = delivered.admit(frame)
-                        if payload is not None:
-                            sink(payload)
-                finally:
-                    stream.close()
-                if _exit_from_state(state) is not None:
-                    return  # it had already stopped: that read was the complete log
-                try:
-                    state = self._api.inspect_container(container_id)["State"]
-                except docker.errors.NotFound:
-                    return
+            status = state.get("Status")
+            if status == "created" and not state.get("Error"):
+                time.sleep(start_poll)  # not started yet: look again soon
+                start_poll = min(start_poll * 1.5, _START_POLL_SECONDS[1])
+                continue
             if _exit_from_state(state) is not None:
+                started = _parse_time(state.get("StartedAt"))
+                started_late = started is None or started.timestamp() > asked_at - 0.05
+                if delivered.resume_point() is None and started_late:
+                    # it started (and stopped) after our read found it not yet started: read
+                    # once more, which now returns its whole log
+                    self._read_all(container_id, delivered, sink)
                 return
             time.sleep(pause)  # the stream broke while the container runs: resume
             pause = min(pause * 2, _RECONNECT_BACKOFF[1])
+
+    def _read_all(self, container_id: str, delivered: _DeliveredFrames, sink: LogSink) -> None:
+        with _engine(f"read logs of container {container_id[:12]}"):
+            try:
+                stream = self._api.logs(
+                    container_id,
+                    stdout=True,
+                    stderr=True,
+                    stream=True,
+                    follow=False,
+                    timestamps=True,
+                )
+            except docker.errors.NotFound:
+                return
+            try:
+                for frame in stream:
+                    payload = delivered.admit(frame)
+                    if payload is not None:
+                        sink(payload)
+            finally:
+                stream.close()
 
     # ---------------------------------------------------------------- events
 
@@ -486,7 +515,7 @@ class DockerRuntime(ContainerRuntime):
         are found by reconciling with `list_containers`.) A callback that raises is logged and
         does not stop the subscription.
         """
-        watcher = _ExitWatcher(self._api, labels, on_exit)
+        watcher = _ExitWatcher(self._api, labels, on_exit, self._clean_exits)
         watcher.connect_first()
         with self._subscriptions_lock:
             self._subscriptions = [s for s in self._subscriptions if not s.closed]
@@ -561,8 +590,15 @@ class _ExitWatcher(Subscription):
     slightly out of timestamp order.
     """
 
-    def __init__(self, api: Any, labels: dict[str, str], on_exit: ExitCallback) -> None:
+    def __init__(
+        self,
+        api: Any,
+        labels: dict[str, str],
+        on_exit: ExitCallback,
+        clean_exits: dict[str, bool] | None = None,
+    ) -> None:
         self._api = api
+        self._clean_exits = clean_exits if clean_exits is not None else {}
         self._filters = {
             "type": "container",
             "event": "die",
@@ -643,6 +679,11 @@ class _ExitWatcher(Subscription):
             cutoff = self._newest_nano - 2 * _EVENT_REPLAY_MARGIN_NS
             self._delivered = {k for k in self._delivered if k[1] >= cutoff}
             self._remember = max(_REMEMBERED_EVENTS, 2 * len(self._delivered))
+        attributes = event.get("Actor", {}).get("Attributes", {}) or {}
+        if str(attributes.get("exitCode", "")) == "0":
+            if len(self._clean_exits) > _REMEMBERED_EVENTS:
+                self._clean_exits.clear()  # never harvested here (another process's?): forget
+            self._clean_exits[container_id] = True
         try:
             self._on_exit(container_id)
         except Exception:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -52,6 +53,8 @@ from orchestrator.templating import RenderedTask, render_task
 
 log = logging.getLogger(__name__)
 
+#: Passes one tick makes at most while workers keep answering at once.
+_MAX_PASSES_PER_TICK = 50
 #: How long a harvest waits for a container's log stream to drain after it exited.
 LOG_DRAIN_TIMEOUT = 30.0
 
@@ -150,17 +153,24 @@ class Scheduler:
         self._runtime = runtime
         self._clock = clock or SystemClock()
         self._owns_executor = executor is None
+        # Launches (create + start, slow) never delay harvests (which free slots) or clean-up.
         self._executor = executor or ThreadPoolExecutor(
-            max_workers=settings.docker_workers, thread_name_prefix="orch-docker"
+            max_workers=settings.docker_workers, thread_name_prefix="orch-launch"
+        )
+        self._harvest_pool = executor or ThreadPoolExecutor(
+            max_workers=max(2, settings.docker_workers // 4), thread_name_prefix="orch-harvest"
+        )
+        self._cleanup_pool = executor or ThreadPoolExecutor(
+            max_workers=max(2, settings.docker_workers // 4), thread_name_prefix="orch-cleanup"
         )
         self._listener = listener
         self._run_filter = run_filter or (lambda run: run.run_type != "test")
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._subscription: Subscription | None = None
-        self._log_threads: dict[str, threading.Thread] = {}
+        self._logs_done: dict[str, threading.Event] = {}
         self._harvesting: set[str] = set()
-        self._stopping: set[str] = set()
+        self._next_deadline: datetime | None = None
         self._specs: dict[str, tuple[str, DagSpec]] = {}
 
     # ----------------------------------------------------------------- lifecycle
@@ -176,7 +186,8 @@ class Scheduler:
             self._subscription.close()
             self._subscription = None
         if self._owns_executor:
-            self._executor.shutdown(wait=True)
+            for pool in (self._executor, self._harvest_pool, self._cleanup_pool):
+                pool.shutdown(wait=True)
 
     def wake(self) -> None:
         """Make a waiting `run_forever` tick at once."""
@@ -213,60 +224,78 @@ class Scheduler:
 
     # ----------------------------------------------------------------- the pass
     def tick(self, now: datetime) -> TickReport:
-        """One full pass: observe what happened, decide, launch."""
+        """One full pass: observe what happened, decide, launch.
+
+        A pass is one transaction: the inbox's messages (each in a savepoint, so a bad one is
+        logged and skipped), run starts, timeouts, readiness, new attempts and finished runs.
+        Work that must wait for the commit (launching, removing containers) follows it. Passes
+        repeat while workers have already answered (always so with an inline executor).
+        """
         report = TickReport()
-        self._drain_inbox(now, report)
-        launches: list[_LaunchJob] = []
-        with self._sessions.begin() as session:
-            report.runs_started = self._start_queued_runs(session, now)
-            self._enforce_timeouts(session, now)
-            self._decide_readiness(session, now)
-            launches = self._queue_launches(session, now, report)
-        for job in launches:
-            self._executor.submit(self._launch, job)
-        report.launched = len(launches)
-        self._drain_inbox(now, report)
-        with self._sessions.begin() as session:
-            self._decide_readiness(session, now)
-            self._finish_runs(session, now, report)
+        for _ in range(_MAX_PASSES_PER_TICK):
+            messages = self._take_inbox()
+            after_commit: list[Callable[[], object]] = []
+            with self._sessions.begin() as session:
+                for message in messages:
+                    try:
+                        with session.begin_nested():
+                            self._handle(session, message, now, report, after_commit)
+                    except Exception:
+                        log.exception("could not handle %r", message)
+                report.runs_started += self._start_queued_runs(session, now)
+                deadline = self._enforce_timeouts(session, now, after_commit)
+                retry_at = self._decide_readiness(session, now)
+                launches = self._queue_launches(session, now, report)
+                self._decide_readiness(session, now)
+                self._finish_runs(session, now, report)
+            self._next_deadline = min(
+                (d for d in (deadline, retry_at) if d is not None), default=None
+            )
+            for action in after_commit:
+                action()
+            for job in launches:
+                self._executor.submit(self._launch, job)
+            report.launched += len(launches)
+            if self._inbox.empty():
+                break
         return report
 
-    def _drain_inbox(self, now: datetime, report: TickReport) -> None:
+    def _take_inbox(self) -> list[object]:
+        messages = []
         while True:
             try:
-                message = self._inbox.get_nowait()
+                messages.append(self._inbox.get_nowait())
             except queue.Empty:
-                return
-            try:
-                self._handle(message, now, report)
-            except Exception:
-                log.exception("could not handle %r", message)
+                return messages
 
-    def _handle(self, message: object, now: datetime, report: TickReport) -> None:
+    def _handle(
+        self,
+        session: Session,
+        message: object,
+        now: datetime,
+        report: TickReport,
+        after_commit: list[Callable[[], object]],
+    ) -> None:
         if isinstance(message, _Exited):
-            self._on_container_exited(message.container_id)
+            self._on_container_exited(session, message.container_id, after_commit)
         elif isinstance(message, _Launched):
-            with self._sessions.begin() as session:
-                ti = session.get(TaskInstanceRow, message.ti_id)
-                if ti is None or ti.try_number != message.try_number:
-                    return
-                if ti.state == TaskState.QUEUED.value:
-                    ti.start_date = message.started_at
-                    self._set_state(session, ti, TaskState.RUNNING, message.started_at)
-                    attempt = ti_store.get_attempt(session, ti.id, ti.try_number)
-                    if attempt is not None:
-                        attempt.start_date = message.started_at
+            ti = session.get(TaskInstanceRow, message.ti_id)
+            if ti is None or ti.try_number != message.try_number:
+                return
+            if ti.state == TaskState.QUEUED.value:
+                ti.start_date = message.started_at
+                self._set_state(session, ti, TaskState.RUNNING, message.started_at)
+                attempt = ti_store.get_attempt(session, ti.id, ti.try_number)
+                if attempt is not None:
+                    attempt.start_date = message.started_at
         elif isinstance(message, _LaunchFailed):
+            end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(
-                message.ti_id,
-                message.try_number,
-                AttemptEnd(exit_code=None, launch_error=message.error),
-                None,
-                now,
-                report,
+                session, message.ti_id, message.try_number, end, None, now, report, after_commit
             )
             if message.container_id:
-                self._executor.submit(self._remove, message.container_id)
+                cid = message.container_id
+                after_commit.append(lambda: self._cleanup_pool.submit(self._remove, cid))
         elif isinstance(message, _Harvested):
             end = AttemptEnd(
                 exit_code=message.exit.exit_code,
@@ -275,11 +304,19 @@ class Scheduler:
                 output_error=message.output_error,
             )
             self._finish_attempt(
-                message.ti_id, message.try_number, end, message.output_json, now, report
+                session,
+                message.ti_id,
+                message.try_number,
+                end,
+                message.output_json,
+                now,
+                report,
+                after_commit,
             )
-            self._harvesting.discard(message.container_id)
-            self._stopping.discard(message.container_id)
-            self._executor.submit(self._remove, message.container_id)
+            cid = message.container_id
+            self._harvesting.discard(cid)
+            # removed only once the logs and output are committed
+            after_commit.append(lambda: self._cleanup_pool.submit(self._remove, cid))
 
     # ----------------------------------------------------------------- runs and readiness
     def _spec(self, session: Session, dag_id: str) -> DagSpec | None:
@@ -309,7 +346,9 @@ class Scheduler:
                 self._listener.on_run(run.dag_id, run.run_id, RunState.RUNNING)
         return started
 
-    def _decide_readiness(self, session: Session, now: datetime) -> None:
+    def _decide_readiness(self, session: Session, now: datetime) -> datetime | None:
+        """Apply readiness decisions; return the earliest pending retry time."""
+        earliest: datetime | None = None
         for run in self._runs(session, RunState.RUNNING):
             spec = self._spec(session, run.dag_id)
             if spec is None:
@@ -320,6 +359,12 @@ class Scheduler:
                 tid: TaskView(TaskState(ti.state), ti.next_try_at) for tid, ti in by_task.items()
             }
             decisions = decide(spec, views, now)
+            pending = [
+                v.next_try_at
+                for v in views.values()
+                if v.state == TaskState.UP_FOR_RETRY and v.next_try_at and v.next_try_at > now
+            ]
+            earliest = min([*pending, earliest] if earliest else pending, default=None)
             for task_id in decisions.schedule:
                 self._set_state(session, by_task[task_id], TaskState.SCHEDULED, now)
             for task_id in decisions.upstream_failed:
@@ -332,6 +377,7 @@ class Scheduler:
                 ti = by_task[task_id]
                 ti.end_date = now
                 self._set_state(session, ti, TaskState.SKIPPED, now, "an upstream task skipped")
+        return earliest
 
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
         for run in self._runs(session, RunState.RUNNING):
@@ -446,8 +492,11 @@ class Scheduler:
             container_id = self._runtime.create(job.request)
             with self._sessions.begin() as session:
                 ti_store.set_container_id(session, job.ti_id, job.key.try_number, container_id)
-            self._follow_logs(container_id, job.key, logfile)
-            self._runtime.start(container_id)
+            logs_done = self._logs_done.setdefault(container_id, threading.Event())
+            try:
+                self._runtime.start(container_id)
+            finally:
+                self._follow_logs(container_id, job.key, logfile, logs_done)
         except ImageUnavailable as exc:
             logfile.write_line(f"[orchestrator] {exc}")
             self._post(_LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
@@ -459,7 +508,12 @@ class Scheduler:
             return
         self._post(_Launched(job.ti_id, job.key.try_number, self._clock.now()))
 
-    def _follow_logs(self, container_id: str, key: AttemptKey, logfile: LogFile) -> None:
+    def _follow_logs(
+        self, container_id: str, key: AttemptKey, logfile: LogFile, done: threading.Event
+    ) -> None:
+        """Stream the container's output to its log file (and listener) in a thread; `done` is
+        set once everything it printed is written. Started after `start`: the engine replays
+        the log from the beginning, so even a container that already exited loses nothing."""
         listener = self._listener
 
         def sink(chunk: bytes) -> None:
@@ -472,10 +526,10 @@ class Scheduler:
                 self._runtime.follow_logs(container_id, sink)
             except Exception as exc:
                 logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
+            finally:
+                done.set()
 
-        thread = threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True)
-        self._log_threads[container_id] = thread
-        thread.start()
+        threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
 
     # ----------------------------------------------------------------- observing
     def _on_exit(self, container_id: str) -> None:
@@ -486,19 +540,22 @@ class Scheduler:
         self._inbox.put(message)
         self._wake.set()
 
-    def _on_container_exited(self, container_id: str) -> None:
+    def _on_container_exited(
+        self, session: Session, container_id: str, after_commit: list[Callable[[], object]]
+    ) -> None:
         if container_id in self._harvesting:
             return
-        with self._sessions() as session:
-            ti = ti_store.ti_by_container(session, container_id)
-            if ti is None or TaskState(ti.state) not in ACTIVE_TASK_STATES:
-                return
-            if not self._owns(session, ti):
-                return
-            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
-            ti_id = ti.id
+        ti = ti_store.ti_by_container(session, container_id)
+        if ti is None or TaskState(ti.state) not in ACTIVE_TASK_STATES:
+            return
+        if not self._owns(session, ti):
+            return
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        ti_id = ti.id
         self._harvesting.add(container_id)
-        self._executor.submit(self._harvest, ti_id, key, container_id)
+        after_commit.append(
+            lambda: self._harvest_pool.submit(self._harvest, ti_id, key, container_id)
+        )
 
     def _harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:
         """Worker: exit status, drained logs, the output file."""
@@ -508,9 +565,12 @@ class Scheduler:
                 exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
         except Exception as exc:
             exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
-        thread = self._log_threads.pop(container_id, None)
-        if thread is not None:
-            thread.join(LOG_DRAIN_TIMEOUT)
+        logs_done = self._logs_done.pop(container_id, None)
+        if logs_done is not None and not logs_done.wait(LOG_DRAIN_TIMEOUT):
+            LogFile(log_path(self._settings, key)).write_line(
+                f"[orchestrator] the log stream did not end {LOG_DRAIN_TIMEOUT:g}s after the"
+                " container exited; the log may be incomplete"
+            )
         output = read_output(output_dir(self._settings, key), self._settings.max_output_bytes)
         self._post(
             _Harvested(
@@ -520,53 +580,55 @@ class Scheduler:
 
     def _finish_attempt(
         self,
+        session: Session,
         ti_id: int,
         try_number: int,
         end: AttemptEnd,
         output_json: str | None,
         now: datetime,
         report: TickReport,
+        after_commit: list[Callable[[], object]],
     ) -> None:
-        with self._sessions.begin() as session:
-            ti = session.get(TaskInstanceRow, ti_id)
-            if ti is None or ti.try_number != try_number:
-                return
-            if TaskState(ti.state) not in ACTIVE_TASK_STATES:
-                return
-            spec = self._spec(session, ti.dag_id)
-            if spec is None or ti.task_id not in spec.task_ids:
-                return
-            task = spec.task(ti.task_id)
-            if ti.stop_reason == "timeout":
-                end = AttemptEnd(
-                    exit_code=end.exit_code,
-                    timed_out=True,
-                    timeout=task.execution_timeout,
-                )
-            result = outcome(task, end, try_number, now)
-            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
-            path = log_path(self._settings, key)
-            if result.state != TaskState.SUCCESS:
-                LogFile(path).write_line(f"[orchestrator] {result.state.value}: {result.detail}")
-            if ti.state == TaskState.QUEUED.value and end.launch_error is None:
-                ti.start_date = ti.start_date or now
-                self._set_state(session, ti, TaskState.RUNNING, now)
-            ti.exit_code = end.exit_code
-            ti.output_json = output_json if result.state == TaskState.SUCCESS else None
-            ti.end_date = now
-            ti.next_try_at = result.next_try_at
-            attempt = ti_store.get_attempt(session, ti.id, try_number)
-            if attempt is not None:
-                attempt.state = result.state.value
-                attempt.exit_code = end.exit_code
-                attempt.oom_killed = end.oom_killed
-                attempt.timed_out = end.timed_out
-                attempt.detail = result.detail
-                attempt.output_json = output_json
-                attempt.end_date = now
-            self._set_state(session, ti, result.state, now, result.detail)
+        ti = session.get(TaskInstanceRow, ti_id)
+        if ti is None or ti.try_number != try_number:
+            return
+        if TaskState(ti.state) not in ACTIVE_TASK_STATES:
+            return
+        spec = self._spec(session, ti.dag_id)
+        if spec is None or ti.task_id not in spec.task_ids:
+            return
+        task = spec.task(ti.task_id)
+        if ti.stop_reason == "timeout":
+            end = AttemptEnd(
+                exit_code=end.exit_code,
+                timed_out=True,
+                timeout=task.execution_timeout,
+            )
+        result = outcome(task, end, try_number, now)
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        path = log_path(self._settings, key)
+        if result.state != TaskState.SUCCESS:
+            LogFile(path).write_line(f"[orchestrator] {result.state.value}: {result.detail}")
+        if ti.state == TaskState.QUEUED.value and end.launch_error is None:
+            ti.start_date = ti.start_date or now
+            self._set_state(session, ti, TaskState.RUNNING, now)
+        ti.exit_code = end.exit_code
+        ti.output_json = output_json if result.state == TaskState.SUCCESS else None
+        ti.end_date = now
+        ti.next_try_at = result.next_try_at
+        attempt = ti_store.get_attempt(session, ti.id, try_number)
+        if attempt is not None:
+            attempt.state = result.state.value
+            attempt.exit_code = end.exit_code
+            attempt.oom_killed = end.oom_killed
+            attempt.timed_out = end.timed_out
+            attempt.detail = result.detail
+            attempt.output_json = output_json
+            attempt.end_date = now
+        self._set_state(session, ti, result.state, now, result.detail)
         report.finished += 1
-        shutil.rmtree(output_dir(self._settings, key), ignore_errors=True)
+        folder = output_dir(self._settings, key)
+        after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
 
     def _remove(self, container_id: str) -> None:
         try:
@@ -575,7 +637,11 @@ class Scheduler:
             log.exception("could not remove container %s", container_id)
 
     # ----------------------------------------------------------------- timeouts
-    def _enforce_timeouts(self, session: Session, now: datetime) -> None:
+    def _enforce_timeouts(
+        self, session: Session, now: datetime, after_commit: list[Callable[[], object]]
+    ) -> datetime | None:
+        """Stop containers past their execution_timeout; return the next timeout due."""
+        earliest: datetime | None = None
         for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
             if ti.stop_reason or ti.container_id is None or ti.start_date is None:
                 continue
@@ -585,7 +651,11 @@ class Scheduler:
             if spec is None or ti.task_id not in spec.task_ids:
                 continue
             limit = spec.task(ti.task_id).execution_timeout
-            if limit is None or now < ti.start_date + limit:
+            if limit is None:
+                continue
+            due = ti.start_date + limit
+            if now < due:
+                earliest = due if earliest is None else min(earliest, due)
                 continue
             ti.stop_reason = "timeout"
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
@@ -594,8 +664,9 @@ class Scheduler:
                 f" stopping the container (SIGTERM, then SIGKILL after"
                 f" {self._settings.stop_grace_period:g}s)"
             )
-            self._stopping.add(ti.container_id)
-            self._executor.submit(self._stop, ti.container_id)
+            cid = ti.container_id
+            after_commit.append(partial(self._harvest_pool.submit, self._stop, cid))
+        return earliest
 
     def _stop(self, container_id: str) -> None:
         try:
@@ -604,19 +675,11 @@ class Scheduler:
             log.exception("could not stop container %s", container_id)
 
     def _seconds_until_next_event(self, now: datetime) -> float:
-        """Sleep until the earliest retry or timeout, or the trigger poll interval."""
+        """Sleep until the earliest retry or timeout the last pass saw, or the poll interval
+        for runs queued by other processes; container exits wake the loop earlier."""
         wait = self._settings.trigger_poll_interval
-        with self._sessions() as session:
-            for ti in ti_store.tis_in_states(session, [TaskState.UP_FOR_RETRY]):
-                if ti.next_try_at is not None:
-                    wait = min(wait, (ti.next_try_at - now).total_seconds())
-            for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
-                spec = self._spec(session, ti.dag_id)
-                if ti.start_date is None or spec is None or ti.task_id not in spec.task_ids:
-                    continue
-                limit = spec.task(ti.task_id).execution_timeout
-                if limit is not None and not ti.stop_reason:
-                    wait = min(wait, (ti.start_date + limit - now).total_seconds())
+        if self._next_deadline is not None:
+            wait = min(wait, (self._next_deadline - now).total_seconds())
         return max(wait, 0.0)
 
     # ----------------------------------------------------------------- helpers

@@ -3,10 +3,12 @@ every container, volume and network this test session labelled."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
 import docker
+import docker.errors
 import pytest
 
 from tests.support import TEST_SESSION_LABEL
@@ -31,8 +33,9 @@ def docker_client() -> Iterator[docker.DockerClient]:
 
 def remove_labelled(client: docker.DockerClient, labels: dict[str, str]) -> None:
     filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-    for container in client.containers.list(all=True, filters=filters):
-        container.remove(force=True)
+    for container in client.api.containers(all=True, filters=filters):
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.remove_container(container["Id"], force=True)
     for volume in client.volumes.list(filters=filters):
         volume.remove(force=True)
     for network in client.networks.list(filters=filters):

@@ -66,7 +66,8 @@ class Env:
 
     def leftover_containers(self) -> list[str]:
         filters = {"label": [f"orch.instance={self.settings.instance_name}"]}
-        return [c.name for c in self.client.containers.list(all=True, filters=filters)]
+        # the low-level list: the high-level one inspects each container, racing removal
+        return [c["Names"][0] for c in self.client.api.containers(all=True, filters=filters)]
 
 
 @pytest.fixture
