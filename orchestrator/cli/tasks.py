@@ -19,8 +19,9 @@ from orchestrator.models.states import TaskState
 from orchestrator.services.dag_processing import process_folder
 from orchestrator.services.dag_sync import find_dag
 from orchestrator.services.logs import follow
+from orchestrator.services.run_context import render_preview, run_info, run_outputs
 from orchestrator.services.runs import parse_conf, preview_run_info, trigger_run
-from orchestrator.services.scheduler import Scheduler, render_preview, run_info, run_outputs
+from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store

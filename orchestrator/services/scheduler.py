@@ -9,7 +9,6 @@ runtime's event subscription and wakes the loop at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import shutil
@@ -19,20 +18,25 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import ImageUnavailable, TemplateError
-from orchestrator.models.launch import ContainerExit, LaunchRequest
-from orchestrator.models.run_info import RunInfo, RunType
+from orchestrator.errors import TemplateError
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime, Subscription
 from orchestrator.scheduling.attempts import AttemptEnd, outcome
 from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
-from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
+from orchestrator.services.attempt_worker import (
+    AttemptWorker,
+    Exited,
+    Harvested,
+    Launched,
+    LaunchFailed,
+    LaunchJob,
+    SchedulerListener,
+)
 from orchestrator.services.clock import Clock, SystemClock
 from orchestrator.services.containers import (
     AttemptKey,
@@ -42,31 +46,19 @@ from orchestrator.services.containers import (
     log_path,
     output_dir,
     prepare_output_dir,
-    read_output,
 )
 from orchestrator.services.logs import LogFile
+from orchestrator.services.run_context import run_info, run_outputs
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
-from orchestrator.templating import RenderedTask, render_task
+from orchestrator.templating import render_task
 
 log = logging.getLogger(__name__)
 
 #: Passes one tick makes at most while workers keep answering at once.
 _MAX_PASSES_PER_TICK = 50
-#: How long a harvest waits for a container's log stream to drain after it exited.
-LOG_DRAIN_TIMEOUT = 30.0
-
-
-class SchedulerListener(Protocol):
-    """Hears what the scheduler does (used by `dags test` to show progress and logs)."""
-
-    def on_state(self, key: AttemptKey, state: TaskState, detail: str | None) -> None: ...
-
-    def on_log(self, key: AttemptKey, chunk: bytes) -> None: ...
-
-    def on_run(self, dag_id: str, run_id: str, state: RunState) -> None: ...
 
 
 class InlineExecutor(Executor):
@@ -79,45 +71,6 @@ class InlineExecutor(Executor):
         except BaseException as exc:
             future.set_exception(exc)
         return future
-
-
-# Messages from workers and the event subscription to the loop.
-@dataclass(frozen=True)
-class _Exited:
-    container_id: str
-
-
-@dataclass(frozen=True)
-class _Launched:
-    ti_id: int
-    try_number: int
-    started_at: datetime
-
-
-@dataclass(frozen=True)
-class _LaunchFailed:
-    ti_id: int
-    try_number: int
-    error: str
-    container_id: str | None
-
-
-@dataclass(frozen=True)
-class _Harvested:
-    ti_id: int
-    try_number: int
-    container_id: str
-    exit: ContainerExit
-    output_json: str | None
-    output_error: str | None
-
-
-@dataclass
-class _LaunchJob:
-    ti_id: int
-    key: AttemptKey
-    request: LaunchRequest
-    log_path: Path
 
 
 @dataclass
@@ -164,11 +117,18 @@ class Scheduler:
             max_workers=max(2, settings.docker_workers // 4), thread_name_prefix="orch-cleanup"
         )
         self._listener = listener
+        self._worker = AttemptWorker(
+            settings=settings,
+            sessions=sessions,
+            runtime=runtime,
+            clock=self._clock,
+            listener=listener,
+            post=self._post,
+        )
         self._run_filter = run_filter or (lambda run: run.run_type != "test")
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._subscription: Subscription | None = None
-        self._logs_done: dict[str, threading.Event] = {}
         self._harvesting: set[str] = set()
         self._next_deadline: datetime | None = None
         self._specs: dict[str, tuple[str, DagSpec]] = {}
@@ -254,7 +214,7 @@ class Scheduler:
             for action in after_commit:
                 action()
             for job in launches:
-                self._executor.submit(self._launch, job)
+                self._executor.submit(self._worker.launch, job)
             report.launched += len(launches)
             if self._inbox.empty():
                 break
@@ -276,9 +236,9 @@ class Scheduler:
         report: TickReport,
         after_commit: list[Callable[[], object]],
     ) -> None:
-        if isinstance(message, _Exited):
+        if isinstance(message, Exited):
             self._on_container_exited(session, message.container_id, after_commit)
-        elif isinstance(message, _Launched):
+        elif isinstance(message, Launched):
             ti = session.get(TaskInstanceRow, message.ti_id)
             if ti is None or ti.try_number != message.try_number:
                 return
@@ -288,15 +248,15 @@ class Scheduler:
                 attempt = ti_store.get_attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
-        elif isinstance(message, _LaunchFailed):
+        elif isinstance(message, LaunchFailed):
             end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(
                 session, message.ti_id, message.try_number, end, None, now, report, after_commit
             )
             if message.container_id:
                 cid = message.container_id
-                after_commit.append(lambda: self._cleanup_pool.submit(self._remove, cid))
-        elif isinstance(message, _Harvested):
+                after_commit.append(lambda: self._cleanup_pool.submit(self._worker.remove, cid))
+        elif isinstance(message, Harvested):
             end = AttemptEnd(
                 exit_code=message.exit.exit_code,
                 oom_killed=message.exit.oom_killed,
@@ -316,7 +276,7 @@ class Scheduler:
             cid = message.container_id
             self._harvesting.discard(cid)
             # removed only once the logs and output are committed
-            after_commit.append(lambda: self._cleanup_pool.submit(self._remove, cid))
+            after_commit.append(lambda: self._cleanup_pool.submit(self._worker.remove, cid))
 
     # ----------------------------------------------------------------- runs and readiness
     def _spec(self, session: Session, dag_id: str) -> DagSpec | None:
@@ -393,7 +353,7 @@ class Scheduler:
     # ----------------------------------------------------------------- launching
     def _queue_launches(
         self, session: Session, now: datetime, report: TickReport
-    ) -> list[_LaunchJob]:
+    ) -> list[LaunchJob]:
         free = self._settings.parallelism - ti_store.count_in_states(
             session, list(ACTIVE_TASK_STATES)
         )
@@ -407,7 +367,7 @@ class Scheduler:
             if self._run_filter(runs[ti.dag_run_id]):
                 candidates.append(ti)
         candidates.sort(key=lambda ti: (runs[ti.dag_run_id].queued_at, ti.dag_run_id, ti.id))
-        jobs: list[_LaunchJob] = []
+        jobs: list[LaunchJob] = []
         for ti in candidates:
             if len(jobs) >= free:
                 break
@@ -429,7 +389,7 @@ class Scheduler:
         ti: TaskInstanceRow,
         now: datetime,
         report: TickReport,
-    ) -> _LaunchJob | None:
+    ) -> LaunchJob | None:
         """Render and persist a new attempt (name, rendered fields, log path) before launch."""
         ti.try_number += 1
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
@@ -481,60 +441,11 @@ class Scheduler:
         ti.container_name, ti.container_id, ti.stop_reason = request.name, None, None
         ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
         self._set_state(session, ti, TaskState.QUEUED, now)
-        return _LaunchJob(ti.id, key, request, path)
+        return LaunchJob(ti.id, key, request, path)
 
-    def _launch(self, job: _LaunchJob) -> None:
-        """Worker: image, create, persist id, start, follow logs."""
-        logfile = LogFile(job.log_path)
-        container_id: str | None = None
-        try:
-            self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
-            container_id = self._runtime.create(job.request)
-            with self._sessions.begin() as session:
-                ti_store.set_container_id(session, job.ti_id, job.key.try_number, container_id)
-            logs_done = self._logs_done.setdefault(container_id, threading.Event())
-            try:
-                self._runtime.start(container_id)
-            finally:
-                self._follow_logs(container_id, job.key, logfile, logs_done)
-        except ImageUnavailable as exc:
-            logfile.write_line(f"[orchestrator] {exc}")
-            self._post(_LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
-            return
-        except Exception as exc:
-            message = f"could not start the container: {exc}"
-            logfile.write_line(f"[orchestrator] {message}")
-            self._post(_LaunchFailed(job.ti_id, job.key.try_number, message, container_id))
-            return
-        self._post(_Launched(job.ti_id, job.key.try_number, self._clock.now()))
-
-    def _follow_logs(
-        self, container_id: str, key: AttemptKey, logfile: LogFile, done: threading.Event
-    ) -> None:
-        """Stream the container's output to its log file (and listener) in a thread; `done` is
-        set once everything it printed is written. Started after `start`: the engine replays
-        the log from the beginning, so even a container that already exited loses nothing."""
-        listener = self._listener
-
-        def sink(chunk: bytes) -> None:
-            logfile.write(chunk)
-            if listener is not None:
-                listener.on_log(key, chunk)
-
-        def follow() -> None:
-            try:
-                self._runtime.follow_logs(container_id, sink)
-            except Exception as exc:
-                logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
-            finally:
-                done.set()
-
-        threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
-
-    # ----------------------------------------------------------------- observing
     def _on_exit(self, container_id: str) -> None:
         """Runtime callback (any thread): a container of ours stopped."""
-        self._post(_Exited(container_id))
+        self._post(Exited(container_id))
 
     def _post(self, message: object) -> None:
         self._inbox.put(message)
@@ -554,28 +465,7 @@ class Scheduler:
         ti_id = ti.id
         self._harvesting.add(container_id)
         after_commit.append(
-            lambda: self._harvest_pool.submit(self._harvest, ti_id, key, container_id)
-        )
-
-    def _harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:
-        """Worker: exit status, drained logs, the output file."""
-        try:
-            exit_status = self._runtime.exit_status(container_id)
-            if exit_status is None:
-                exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
-        except Exception as exc:
-            exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
-        logs_done = self._logs_done.pop(container_id, None)
-        if logs_done is not None and not logs_done.wait(LOG_DRAIN_TIMEOUT):
-            LogFile(log_path(self._settings, key)).write_line(
-                f"[orchestrator] the log stream did not end {LOG_DRAIN_TIMEOUT:g}s after the"
-                " container exited; the log may be incomplete"
-            )
-        output = read_output(output_dir(self._settings, key), self._settings.max_output_bytes)
-        self._post(
-            _Harvested(
-                ti_id, key.try_number, container_id, exit_status, output.json_text, output.error
-            )
+            lambda: self._harvest_pool.submit(self._worker.harvest, ti_id, key, container_id)
         )
 
     def _finish_attempt(
@@ -630,12 +520,6 @@ class Scheduler:
         folder = output_dir(self._settings, key)
         after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
 
-    def _remove(self, container_id: str) -> None:
-        try:
-            self._runtime.remove(container_id)
-        except Exception:
-            log.exception("could not remove container %s", container_id)
-
     # ----------------------------------------------------------------- timeouts
     def _enforce_timeouts(
         self, session: Session, now: datetime, after_commit: list[Callable[[], object]]
@@ -665,14 +549,8 @@ class Scheduler:
                 f" {self._settings.stop_grace_period:g}s)"
             )
             cid = ti.container_id
-            after_commit.append(partial(self._harvest_pool.submit, self._stop, cid))
+            after_commit.append(partial(self._harvest_pool.submit, self._worker.stop, cid))
         return earliest
-
-    def _stop(self, container_id: str) -> None:
-        try:
-            self._runtime.stop(container_id, self._settings.stop_grace_period)
-        except Exception:
-            log.exception("could not stop container %s", container_id)
 
     def _seconds_until_next_event(self, now: datetime) -> float:
         """Sleep until the earliest retry or timeout the last pass saw, or the poll interval
@@ -695,39 +573,3 @@ class Scheduler:
         if self._listener is not None:
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
             self._listener.on_state(key, state, detail)
-
-
-def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
-    """What templates know about a run."""
-    scheduled = spec.schedule is not None
-    run_type: RunType = "manual" if run.run_type == "test" else cast(RunType, run.run_type)
-    return RunInfo(
-        run_id=run.run_id,
-        run_type=run_type,
-        logical_date=run.logical_date,
-        data_interval_start=run.data_interval_start,
-        data_interval_end=run.data_interval_end,
-        conf=dict(run.conf or {}),
-        prev_logical_date=(
-            prev_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
-        ),
-        next_logical_date=(
-            next_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
-        ),
-    )
-
-
-def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
-    """Outputs of the run's finished tasks, by task id."""
-    return {
-        ti.task_id: json.loads(ti.output_json)
-        for ti in run_store.task_instances(session, run.id)
-        if ti.output_json is not None and ti.map_index == -1
-    }
-
-
-def render_preview(
-    spec: DagSpec, task: TaskSpec, info: RunInfo, outputs: dict[str, Any]
-) -> RenderedTask:
-    """Render a task's first attempt without launching or storing anything."""
-    return render_task(spec, task, info, try_number=1, outputs=outputs)

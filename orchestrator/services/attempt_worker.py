@@ -1,0 +1,185 @@
+"""The blocking half of an attempt, run in worker pools: launching a container (its id stored
+before it starts), following its logs into the attempt's log file, harvesting its exit and
+output, stopping and removing it. Workers change no task state: they report to the scheduler's
+loop with messages, except for the container id, which must be stored before the start.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import ImageUnavailable
+from orchestrator.models.launch import ContainerExit, LaunchRequest
+from orchestrator.models.states import RunState, TaskState
+from orchestrator.runtime.base import ContainerRuntime
+from orchestrator.services.clock import Clock
+from orchestrator.services.containers import AttemptKey, log_path, output_dir, read_output
+from orchestrator.services.logs import LogFile
+from orchestrator.settings import Settings
+from orchestrator.store import task_instances as ti_store
+
+log = logging.getLogger(__name__)
+
+#: How long a harvest waits for a container's log stream to drain after it exited.
+LOG_DRAIN_TIMEOUT = 30.0
+
+
+class SchedulerListener(Protocol):
+    """Hears what the scheduler does (used by `dags test` to show progress and logs)."""
+
+    def on_state(self, key: AttemptKey, state: TaskState, detail: str | None) -> None: ...
+
+    def on_log(self, key: AttemptKey, chunk: bytes) -> None: ...
+
+    def on_run(self, dag_id: str, run_id: str, state: RunState) -> None: ...
+
+
+# Messages from the workers (and the exit subscription) to the scheduler's loop.
+@dataclass(frozen=True)
+class Exited:
+    container_id: str
+
+
+@dataclass(frozen=True)
+class Launched:
+    ti_id: int
+    try_number: int
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class LaunchFailed:
+    ti_id: int
+    try_number: int
+    error: str
+    container_id: str | None
+
+
+@dataclass(frozen=True)
+class Harvested:
+    ti_id: int
+    try_number: int
+    container_id: str
+    exit: ContainerExit
+    output_json: str | None
+    output_error: str | None
+
+
+@dataclass
+class LaunchJob:
+    ti_id: int
+    key: AttemptKey
+    request: LaunchRequest
+    log_path: Path
+
+
+class AttemptWorker:
+    """Blocking container work for the scheduler; safe to call from many threads."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        runtime: ContainerRuntime,
+        clock: Clock,
+        listener: SchedulerListener | None,
+        post: Callable[[object], None],
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._runtime = runtime
+        self._clock = clock
+        self._listener = listener
+        self._post = post
+        self._logs_done: dict[str, threading.Event] = {}
+
+    def launch(self, job: LaunchJob) -> None:
+        """Worker: image, create, persist id, start, follow logs."""
+        logfile = LogFile(job.log_path)
+        container_id: str | None = None
+        try:
+            self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
+            container_id = self._runtime.create(job.request)
+            with self._sessions.begin() as session:
+                ti_store.set_container_id(session, job.ti_id, job.key.try_number, container_id)
+            logs_done = self._logs_done.setdefault(container_id, threading.Event())
+            try:
+                self._runtime.start(container_id)
+            finally:
+                self._follow_logs(container_id, job.key, logfile, logs_done)
+        except ImageUnavailable as exc:
+            logfile.write_line(f"[orchestrator] {exc}")
+            self._post(LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
+            return
+        except Exception as exc:
+            message = f"could not start the container: {exc}"
+            logfile.write_line(f"[orchestrator] {message}")
+            self._post(LaunchFailed(job.ti_id, job.key.try_number, message, container_id))
+            return
+        self._post(Launched(job.ti_id, job.key.try_number, self._clock.now()))
+
+    def _follow_logs(
+        self, container_id: str, key: AttemptKey, logfile: LogFile, done: threading.Event
+    ) -> None:
+        """Stream the container's output to its log file (and listener) in a thread; `done` is
+        set once everything it printed is written. Started after `start`: the engine replays
+        the log from the beginning, so even a container that already exited loses nothing."""
+        listener = self._listener
+
+        def sink(chunk: bytes) -> None:
+            logfile.write(chunk)
+            if listener is not None:
+                listener.on_log(key, chunk)
+
+        def follow() -> None:
+            try:
+                self._runtime.follow_logs(container_id, sink)
+            except Exception as exc:
+                logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
+            finally:
+                done.set()
+
+        threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
+
+    # ----------------------------------------------------------------- observing
+    def harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:
+        """Worker: exit status, drained logs, the output file."""
+        try:
+            exit_status = self._runtime.exit_status(container_id)
+            if exit_status is None:
+                exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
+        except Exception as exc:
+            exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
+        logs_done = self._logs_done.pop(container_id, None)
+        if logs_done is not None and not logs_done.wait(LOG_DRAIN_TIMEOUT):
+            LogFile(log_path(self._settings, key)).write_line(
+                f"[orchestrator] the log stream did not end {LOG_DRAIN_TIMEOUT:g}s after the"
+                " container exited; the log may be incomplete"
+            )
+        output = read_output(output_dir(self._settings, key), self._settings.max_output_bytes)
+        self._post(
+            Harvested(
+                ti_id, key.try_number, container_id, exit_status, output.json_text, output.error
+            )
+        )
+
+    def remove(self, container_id: str) -> None:
+        try:
+            self._runtime.remove(container_id)
+        except Exception:
+            log.exception("could not remove container %s", container_id)
+
+    def stop(self, container_id: str) -> None:
+        try:
+            self._runtime.stop(container_id, self._settings.stop_grace_period)
+        except Exception:
+            log.exception("could not stop container %s", container_id)

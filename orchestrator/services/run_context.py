@@ -1,0 +1,51 @@
+"""What a task's templates see in a run: the run's dates and conf, and upstream outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from sqlalchemy.orm import Session
+
+from orchestrator.models.run_info import RunInfo, RunType
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
+from orchestrator.store import runs as run_store
+from orchestrator.store.tables import DagRunRow
+from orchestrator.templating import RenderedTask, render_task
+
+
+def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
+    """What templates know about a run."""
+    scheduled = spec.schedule is not None
+    run_type: RunType = "manual" if run.run_type == "test" else cast(RunType, run.run_type)
+    return RunInfo(
+        run_id=run.run_id,
+        run_type=run_type,
+        logical_date=run.logical_date,
+        data_interval_start=run.data_interval_start,
+        data_interval_end=run.data_interval_end,
+        conf=dict(run.conf or {}),
+        prev_logical_date=(
+            prev_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
+        ),
+        next_logical_date=(
+            next_logical_date(spec.schedule, spec.timezone, run.logical_date) if scheduled else None
+        ),
+    )
+
+
+def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
+    """Outputs of the run's finished tasks, by task id."""
+    return {
+        ti.task_id: json.loads(ti.output_json)
+        for ti in run_store.task_instances(session, run.id)
+        if ti.output_json is not None and ti.map_index == -1
+    }
+
+
+def render_preview(
+    spec: DagSpec, task: TaskSpec, info: RunInfo, outputs: dict[str, Any]
+) -> RenderedTask:
+    """Render a task's first attempt without launching or storing anything."""
+    return render_task(spec, task, info, try_number=1, outputs=outputs)
