@@ -14,6 +14,7 @@
     │   └── ImageBuildError           making a base image or building a task image failed
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
+        ├── StoreUnavailable          the database cannot be reached
         └── IllegalTransition         a state change the transition table forbids
 
 User errors carry a message saying what was wrong, where, and what to do; they become recorded,
@@ -81,6 +82,10 @@ class InternalError(OrchestratorError):
 
 class RuntimeUnavailable(InternalError):
     """The container engine could not be reached."""
+
+
+class StoreUnavailable(InternalError):
+    """The database could not be reached or opened."""
 
 
 class IllegalTransition(InternalError):

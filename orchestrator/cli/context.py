@@ -8,10 +8,11 @@ from functools import cached_property
 
 import pendulum
 import typer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, StoreUnavailable
 from orchestrator.models.specs import DagSpec
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock, SystemClock
@@ -30,11 +31,18 @@ class AppContext:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(self.settings.resolved_database_url)
-        if current_revision(engine) is None or self.settings.resolved_database_url.startswith(
-            "sqlite"
-        ):
-            upgrade(engine)
+        """The store, migrated to the latest schema on first use."""
+        url = self.settings.resolved_database_url
+        engine = make_engine(url)
+        try:
+            if current_revision(engine) is None or url.startswith("sqlite"):
+                upgrade(engine)
+        except SQLAlchemyError as exc:
+            shown = make_url(url).render_as_string(hide_password=True)
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreUnavailable(
+                f"cannot use the database at {shown} (ORCH_DATABASE_URL): {reason}"
+            ) from exc
         return engine
 
     @cached_property
