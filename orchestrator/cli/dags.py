@@ -13,10 +13,8 @@ from orchestrator.cli.output import OutputFormat, emit
 from orchestrator.cli.rows import dag_row, import_error_row, run_row, ti_row
 from orchestrator.models.states import RunState
 from orchestrator.services.runs import parse_conf, trigger_run
-from orchestrator.services.scheduler import Scheduler
+from orchestrator.services.testing import run_dag_test
 from orchestrator.store import dags as dag_store
-from orchestrator.store import runs as run_store
-from orchestrator.store.tables import DagRunRow
 
 app = typer.Typer(help="List, inspect, trigger and test DAGs.", no_args_is_help=True)
 
@@ -104,59 +102,23 @@ def test(
     """Run one run of a DAG now, in this process, against Docker; exit 1 if it fails."""
     ctx = build_context()
     spec = ctx.load_dag(dag_id)
-    now = ctx.clock.now()
-    when = parse_date(logical_date) or now
-    with ctx.sessions.begin() as session:
-        run = trigger_run(
-            session,
-            spec,
-            now=now,
-            conf=parse_conf(conf),
-            logical_date=when,
-            run_id=_free_run_id(session, dag_id, f"test__{when.isoformat()}"),
-            run_type="test",
-        )
-        run_pk, run_id = run.id, run.run_id
-    typer.echo(f"testing DAG {dag_id}: run {run_id}")
-    scheduler = Scheduler(
-        settings=ctx.settings,
-        sessions=ctx.sessions,
-        runtime=ctx.runtime,
-        clock=ctx.clock,
+    outcome = run_dag_test(
+        ctx.settings,
+        ctx.sessions,
+        ctx.runtime,
+        ctx.clock,
+        spec,
+        when=parse_date(logical_date) or ctx.clock.now(),
+        conf=parse_conf(conf),
         listener=ConsoleListener(show_logs=not quiet),
-        run_filter=lambda r: r.id == run_pk,
+        on_created=lambda run_id: typer.echo(f"testing DAG {dag_id}: run {run_id}"),
     )
-
-    def finished() -> bool:
-        with ctx.sessions() as session:
-            state = RunState(session.get(DagRunRow, run_pk).state)  # type: ignore[union-attr]
-        return state.is_finished
-
-    try:
-        scheduler.run_until_idle(finished)
-    finally:
-        scheduler.close()
-    with ctx.sessions() as session:
-        run_obj = run_store.get_run(session, dag_id, run_id)
-        rows = [ti_row(ti) for ti in run_store.task_instances(session, run_obj.id)]
-        state = RunState(run_obj.state)
+    rows = [ti_row(ti) for ti in outcome.task_instances]
     typer.echo("")
     emit(
         rows,
         ["task_id", "state", "try_number", "exit_code", "output", "state_detail"],
         OutputFormat.table,
     )
-    if state != RunState.SUCCESS:
+    if outcome.state != RunState.SUCCESS:
         raise typer.Exit(1)
-
-
-def _free_run_id(session: object, dag_id: str, wanted: str) -> str:
-    from sqlalchemy.orm import Session
-
-    assert isinstance(session, Session)
-    candidate, n = wanted, 1
-    existing = {r.run_id for r in run_store.list_runs(session, dag_id)}
-    while candidate in existing:
-        n += 1
-        candidate = f"{wanted}__{n}"
-    return candidate

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from orchestrator.cli.console import ConsoleListener
-from orchestrator.cli.context import AppContext, build_context, fail, parse_date
+from orchestrator.cli.context import build_context, fail, parse_date
 from orchestrator.cli.output import OutputFormat
 from orchestrator.errors import TaskNotFound
 from orchestrator.models.specs import DagSpec, TaskSpec
@@ -20,12 +19,11 @@ from orchestrator.services.dag_processing import process_folder
 from orchestrator.services.dag_sync import find_dag
 from orchestrator.services.logs import follow
 from orchestrator.services.run_context import render_preview, run_info, run_outputs
-from orchestrator.services.runs import parse_conf, preview_run_info, trigger_run
-from orchestrator.services.scheduler import Scheduler
+from orchestrator.services.runs import parse_conf, preview_run_info
+from orchestrator.services.testing import run_task_test
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
-from orchestrator.store.engine import make_engine, make_session_factory, upgrade
 
 app = typer.Typer(help="Test, render and read the logs of single tasks.", no_args_is_help=True)
 
@@ -92,58 +90,24 @@ def test(
     """Run one task's container now, ignoring dependencies; its state is not recorded."""
     ctx = build_context()
     spec = _parse_without_recording(ctx.settings, dag_id)
-    task = _task(spec, task_id)
-    single = spec.model_copy(update={"tasks": (task.model_copy(update={"upstream_task_ids": ()}),)})
-    with tempfile.TemporaryDirectory(prefix="orch-task-test-") as tmp:
-        settings = ctx.settings.model_copy(update={"home": Path(tmp), "database_url": None})
-        scratch = AppContext(settings)
-        engine = make_engine(settings.resolved_database_url)
-        upgrade(engine)
-        sessions = make_session_factory(engine)
-        scratch.__dict__.update(engine=engine, sessions=sessions)
-        from orchestrator.store.dags import upsert_dag
-
-        now = ctx.clock.now()
-        with sessions.begin() as session:
-            upsert_dag(session, single, now)
-            run = trigger_run(
-                session,
-                single,
-                now=now,
-                conf=parse_conf(conf),
-                logical_date=parse_date(logical_date) or now,
-                run_type="test",
-                run_id=f"test__{(parse_date(logical_date) or now).isoformat()}",
-            )
-            run_pk = run.id
-        scheduler = Scheduler(
-            settings=settings,
-            sessions=sessions,
-            runtime=ctx.runtime,
-            clock=ctx.clock,
-            listener=ConsoleListener(),
-            run_filter=lambda r: r.id == run_pk,
-        )
-
-        def finished() -> bool:
-            with sessions() as session:
-                return all(
-                    TaskState(ti.state).is_finished
-                    for ti in run_store.task_instances(session, run_pk)
-                )
-
-        try:
-            scheduler.run_until_idle(finished)
-        finally:
-            scheduler.close()
-        with sessions() as session:
-            ti = run_store.task_instances(session, run_pk)[0]
-            state, output_json, detail = ti.state, ti.output_json, ti.state_detail
-        engine.dispose()
-    typer.echo(f"\n{task_id}: {state}" + (f" ({detail})" if state != "success" else ""))
-    if output_json is not None:
-        typer.echo(f"output: {output_json}")
-    if state != TaskState.SUCCESS.value:
+    _task(spec, task_id)
+    outcome = run_task_test(
+        ctx.settings,
+        ctx.runtime,
+        ctx.clock,
+        spec,
+        task_id,
+        when=parse_date(logical_date) or ctx.clock.now(),
+        conf=parse_conf(conf),
+        listener=ConsoleListener(),
+    )
+    ti = outcome.task_instances[0]
+    typer.echo(
+        f"\n{task_id}: {ti.state}" + (f" ({ti.state_detail})" if ti.state != "success" else "")
+    )
+    if ti.output_json is not None:
+        typer.echo(f"output: {ti.output_json}")
+    if ti.state != TaskState.SUCCESS.value:
         raise typer.Exit(1)
 
 
