@@ -18,6 +18,9 @@ LABEL_TASK = "orch.task_id"
 LABEL_MAP_INDEX = "orch.map_index"
 LABEL_TRY = "orch.try_number"
 
+#: Labels that say which attempt a container runs.
+IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
+
 #: Where the per-attempt output directory is mounted inside every task container.
 OUTPUT_DIR_IN_CONTAINER = "/orch/output"
 OUTPUT_FILE_NAME = "output.json"
@@ -65,3 +68,20 @@ class ContainerInfo(BaseModel):
     labels: dict[str, str]
     status: Literal["created", "running", "exited", "other"]
     exit: ContainerExit | None = None
+
+
+def check_same_attempt(request: LaunchRequest, existing_labels: dict[str, str]) -> None:
+    """Raise UserError unless a container found under `request.name` runs the same attempt
+    (an idempotent create after a crash); a stranger with that name is not adopted."""
+    from orchestrator.errors import UserError
+
+    mismatched = {
+        key: existing_labels.get(key)
+        for key in IDENTITY_LABELS
+        if key in request.labels and existing_labels.get(key) != request.labels[key]
+    }
+    if mismatched:
+        raise UserError(
+            f"a container named {request.name!r} already exists but belongs to something "
+            f"else (labels {mismatched}); remove it (docker rm -f {request.name})"
+        )

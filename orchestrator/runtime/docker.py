@@ -2,7 +2,9 @@
 
 Every call blocks and is safe to make from many threads at once: the scheduler runs them in a
 bounded worker pool, and each `follow_logs` holds one connection for the container's lifetime,
-so the client's connection pool is sized for that (`from_url(max_pool_size=...)`).
+so the client's connection pool is sized for that (`from_url(max_pool_size=...)`). The exit
+event subscription lives in `docker_events`, the de-duplication of resumed log streams in
+`docker_logs`.
 
 Engine errors are translated at this boundary:
 
@@ -14,13 +16,11 @@ Engine errors are translated at this boundary:
 
 from __future__ import annotations
 
-import calendar
 import contextlib
 import logging
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Literal
@@ -32,17 +32,16 @@ import requests.exceptions
 
 from orchestrator.errors import ImageUnavailable, RuntimeUnavailable, UserError
 from orchestrator.models.launch import (
-    LABEL_DAG,
-    LABEL_MAP_INDEX,
-    LABEL_RUN,
-    LABEL_TASK,
-    LABEL_TRY,
+    IDENTITY_LABELS,
     ContainerExit,
     ContainerInfo,
     LaunchRequest,
+    check_same_attempt,
 )
 from orchestrator.models.specs import Mount, PullPolicy
 from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, Subscription
+from orchestrator.runtime.docker_events import ExitWatcher
+from orchestrator.runtime.docker_logs import DeliveredFrames
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +52,8 @@ DEFAULT_IMAGE_CACHE_SECONDS = 5.0
 #: Exit code reported for a container that vanished before its exit was harvested.
 MISSING_CONTAINER_EXIT_CODE = -1
 
-_IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
-_RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between reconnect attempts
+_RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between log-stream resumes
 _START_POLL_SECONDS = (0.01, 1.0)  # follow_logs polls a created container for its start
-_RESUME_MARGIN_SECONDS = 1.0  # a resumed log stream re-reads this much before the newest line
-_REMEMBERED_FRAMES = 10_000  # log frames remembered (at least) to de-duplicate a resumed stream
-_EVENT_REPLAY_MARGIN_NS = 2_000_000_000  # a reconnected event stream replays this much history
-_REMEMBERED_EVENTS = 1_000  # exit events remembered (at least) to de-duplicate replays
 
 
 @contextlib.contextmanager
@@ -144,7 +138,7 @@ class DockerRuntime(ContainerRuntime):
         self._image_seen: dict[str, float] = {}  # image -> monotonic time it was last confirmed
         self._image_pull_started: dict[str, float] = {}  # last successful pull's start time
         self._image_locks: dict[str, threading.Lock] = {}
-        self._subscriptions: list[_ExitWatcher] = []
+        self._subscriptions: list[ExitWatcher] = []
         self._subscriptions_lock = threading.Lock()
         #: Containers whose `die` event reported exit code 0 (spares an inspect per harvest).
         self._clean_exits: dict[str, bool] = {}
@@ -274,7 +268,7 @@ class DockerRuntime(ContainerRuntime):
         instead of swapping. The container is not auto-removed: `remove` runs after logs and
         output are harvested.
         """
-        volume_labels = {k: v for k, v in request.labels.items() if k not in _IDENTITY_LABELS}
+        volume_labels = {k: v for k, v in request.labels.items() if k not in IDENTITY_LABELS}
         for mount in request.mounts:
             if mount.type == "volume" and mount.source:
                 self.ensure_volume(mount.source, volume_labels)
@@ -322,16 +316,7 @@ class DockerRuntime(ContainerRuntime):
         except docker.errors.NotFound:  # removed since the conflict: create afresh
             return self.create(request)
         labels = found["Config"].get("Labels") or {}
-        mismatched = {
-            key: labels.get(key)
-            for key in _IDENTITY_LABELS
-            if key in request.labels and labels.get(key) != request.labels[key]
-        }
-        if mismatched:
-            raise UserError(
-                f"a container named {request.name!r} already exists but belongs to something "
-                f"else (labels {mismatched}); remove it (docker rm -f {request.name})"
-            )
+        check_same_attempt(request, labels)
         return str(found["Id"])
 
     def start(self, container_id: str) -> None:
@@ -432,7 +417,7 @@ class DockerRuntime(ContainerRuntime):
         still runs, it is resumed without repeating lines. A container that does not exist
         yields nothing.
         """
-        delivered = _DeliveredFrames()
+        delivered = DeliveredFrames()
         pause = _RECONNECT_BACKOFF[0]
         start_poll = _START_POLL_SECONDS[0]
         while True:
@@ -479,7 +464,7 @@ class DockerRuntime(ContainerRuntime):
             time.sleep(pause)  # the stream broke while the container runs: resume
             pause = min(pause * 2, _RECONNECT_BACKOFF[1])
 
-    def _read_all(self, container_id: str, delivered: _DeliveredFrames, sink: LogSink) -> None:
+    def _read_all(self, container_id: str, delivered: DeliveredFrames, sink: LogSink) -> None:
         with _engine(f"read logs of container {container_id[:12]}"):
             try:
                 stream = self._api.logs(
@@ -515,8 +500,9 @@ class DockerRuntime(ContainerRuntime):
         are found by reconciling with `list_containers`.) A callback that raises is logged and
         does not stop the subscription.
         """
-        watcher = _ExitWatcher(self._api, labels, on_exit, self._clean_exits)
-        watcher.connect_first()
+        watcher = ExitWatcher(self._api, labels, on_exit, self._clean_exits)
+        with _engine("subscribe to container events"):
+            watcher.connect_first()
         with self._subscriptions_lock:
             self._subscriptions = [s for s in self._subscriptions if not s.closed]
             self._subscriptions.append(watcher)
@@ -529,181 +515,3 @@ class DockerRuntime(ContainerRuntime):
         for watcher in watchers:
             watcher.close()
         self._client.close()
-
-
-def _stamp_seconds(stamp: bytes) -> float:
-    """A log timestamp (`2026-01-02T03:04:05.123456789Z`, UTC) in seconds; 0 if unreadable."""
-    try:
-        text = stamp.decode()
-        whole = calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S"))
-    except (UnicodeDecodeError, ValueError):
-        return 0.0
-    micros = text[20:26] if text[19:20] == "." else "0"
-    return whole + int(micros.ljust(6, "0")) / 1_000_000
-
-
-class _DeliveredFrames:
-    """Remembers recently delivered log frames so that a resumed stream repeats none of them.
-
-    The engine stamps each line when it reads the container's pipe, so stdout and stderr lines
-    are stored slightly out of timestamp order: the resume point is the newest stamp minus a
-    margin, and replayed frames are recognised by (stamp, payload), not by position.
-    """
-
-    def __init__(self) -> None:
-        self._delivered: Counter[tuple[bytes, int]] = Counter()
-        self._replay: Counter[tuple[bytes, int]] = Counter()
-        self._newest = b""
-        self._limit = _REMEMBERED_FRAMES
-
-    def resume_point(self) -> float | None:
-        """Where a new stream should start (seconds since the epoch); None for the beginning."""
-        if not self._newest:
-            return None
-        self._replay = Counter(self._delivered)
-        point = _stamp_seconds(self._newest) - _RESUME_MARGIN_SECONDS
-        return point if point > 0 else None
-
-    def admit(self, frame: bytes) -> bytes | None:
-        """The frame's payload, or None if it was delivered before."""
-        stamp, _, payload = frame.partition(b" ")
-        key = (stamp, hash(payload))
-        if self._replay[key] > 0:
-            self._replay[key] -= 1
-            return None
-        self._delivered[key] += 1
-        self._newest = max(self._newest, stamp)
-        if len(self._delivered) > self._limit:
-            cutoff = _stamp_seconds(self._newest) - 2 * _RESUME_MARGIN_SECONDS
-            self._delivered = Counter(
-                {k: n for k, n in self._delivered.items() if _stamp_seconds(k[0]) >= cutoff}
-            )
-            self._limit = max(_REMEMBERED_FRAMES, 2 * len(self._delivered))
-        return payload
-
-
-class _ExitWatcher(Subscription):
-    """One `die`-event subscription, with its own thread and reconnect loop.
-
-    Events are de-duplicated by (container id, event time): a reconnect asks for events since
-    a margin before the newest one seen, because the engine may publish concurrent events
-    slightly out of timestamp order.
-    """
-
-    def __init__(
-        self,
-        api: Any,
-        labels: dict[str, str],
-        on_exit: ExitCallback,
-        clean_exits: dict[str, bool] | None = None,
-    ) -> None:
-        self._api = api
-        self._clean_exits = clean_exits if clean_exits is not None else {}
-        self._filters = {
-            "type": "container",
-            "event": "die",
-            "label": [f"{key}={value}" for key, value in labels.items()],
-        }
-        self._on_exit = on_exit
-        self._closed = threading.Event()
-        self._lock = threading.Lock()
-        self._stream: Any = None
-        self._thread: threading.Thread | None = None
-        self._subscribed_nano = 0  # when watch_exits was called: nothing earlier is delivered
-        self._newest_nano = 0  # time of the newest event seen
-        self._delivered: set[tuple[str, int]] = set()  # recent (container id, event time)
-        self._remember = _REMEMBERED_EVENTS
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    def connect_first(self) -> None:
-        """Subscribe (raising RuntimeUnavailable if the engine is down) and start the thread."""
-        self._subscribed_nano = self._newest_nano = time.time_ns()
-        with _engine("subscribe to container events"):
-            self._open(self._subscribed_nano)
-        self._thread = threading.Thread(target=self._run, name="docker-exit-events", daemon=True)
-        self._thread.start()
-
-    def _open(self, since_nano: int) -> bool:
-        since = f"{since_nano // 1_000_000_000}.{since_nano % 1_000_000_000:09d}"
-        stream = self._api.events(since=since, filters=self._filters, decode=True)
-        with self._lock:
-            if self._closed.is_set():
-                _close_quietly(stream)
-                return False
-            self._stream = stream
-        return True
-
-    def _run(self) -> None:
-        pause = _RECONNECT_BACKOFF[0]
-        while not self._closed.is_set():
-            stream = self._stream
-            if stream is None:
-                since = max(self._subscribed_nano, self._newest_nano - _EVENT_REPLAY_MARGIN_NS)
-                try:
-                    if not self._open(since):
-                        return
-                except Exception as exc:  # engine down or restarting: keep trying until closed
-                    logger.warning("container events: reconnect failed (%s); retrying", exc)
-                    self._closed.wait(pause)
-                    pause = min(pause * 2, _RECONNECT_BACKOFF[1])
-                continue
-            try:
-                for event in stream:
-                    pause = _RECONNECT_BACKOFF[0]
-                    self._deliver(event)
-            except Exception as exc:
-                if not self._closed.is_set():
-                    logger.warning("container events: stream broke (%s)", exc)
-            with self._lock:
-                if self._stream is stream:
-                    self._stream = None
-            _close_quietly(stream)
-            if not self._closed.is_set():
-                logger.info("container events: stream ended; reconnecting")
-                self._closed.wait(pause)
-                pause = min(pause * 2, _RECONNECT_BACKOFF[1])
-
-    def _deliver(self, event: dict[str, Any]) -> None:
-        container_id = str(event.get("id") or event.get("Actor", {}).get("ID", ""))
-        time_nano = int(event.get("timeNano") or 0)
-        key = (container_id, time_nano)
-        if not container_id or key in self._delivered:
-            return
-        self._delivered.add(key)
-        if time_nano > self._newest_nano:
-            self._newest_nano = time_nano
-        if len(self._delivered) > self._remember:
-            cutoff = self._newest_nano - 2 * _EVENT_REPLAY_MARGIN_NS
-            self._delivered = {k for k in self._delivered if k[1] >= cutoff}
-            self._remember = max(_REMEMBERED_EVENTS, 2 * len(self._delivered))
-        attributes = event.get("Actor", {}).get("Attributes", {}) or {}
-        if str(attributes.get("exitCode", "")) == "0":
-            if len(self._clean_exits) > _REMEMBERED_EVENTS:
-                self._clean_exits.clear()  # never harvested here (another process's?): forget
-            self._clean_exits[container_id] = True
-        try:
-            self._on_exit(container_id)
-        except Exception:
-            logger.exception("exit callback failed for container %s", container_id)
-
-    def close(self) -> None:
-        """Stop delivering; unblocks the thread by closing its connection and waits for it."""
-        self._closed.set()
-        with self._lock:
-            stream, self._stream = self._stream, None
-        _close_quietly(stream)
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-
-
-def _close_quietly(stream: Any) -> None:
-    if stream is None:
-        return
-    try:
-        stream.close()
-    except Exception:  # already closed, or the socket is gone
-        logger.debug("closing an event stream failed", exc_info=True)

@@ -34,16 +34,12 @@ from typing import Any, Final, Literal
 
 from orchestrator.errors import ImageUnavailable, UserError
 from orchestrator.models.launch import (
-    LABEL_DAG,
-    LABEL_MAP_INDEX,
-    LABEL_RUN,
-    LABEL_TASK,
-    LABEL_TRY,
     OUTPUT_DIR_IN_CONTAINER,
     OUTPUT_FILE_NAME,
     ContainerExit,
     ContainerInfo,
     LaunchRequest,
+    check_same_attempt,
 )
 from orchestrator.models.specs import PullPolicy
 from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, Subscription
@@ -57,8 +53,6 @@ EXIT_START_FAILED: Final = 127
 EXIT_MISSING: Final = -1
 
 logger = logging.getLogger(__name__)
-
-_IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
 
 
 class _Unset:
@@ -248,16 +242,7 @@ class FakeRuntime(ContainerRuntime):
 
     def _existing(self, request: LaunchRequest, container: FakeContainer) -> str:
         labels = container.request.labels
-        mismatched = {
-            key: labels.get(key)
-            for key in _IDENTITY_LABELS
-            if key in request.labels and labels.get(key) != request.labels[key]
-        }
-        if mismatched:
-            raise UserError(
-                f"a container named {request.name!r} already exists but belongs to something "
-                f"else (labels {mismatched}); remove it (docker rm -f {request.name})"
-            )
+        check_same_attempt(request, labels)
         return container.id
 
     def start(self, container_id: str) -> None:

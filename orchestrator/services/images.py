@@ -14,9 +14,11 @@ Two jobs:
   run, but Docker's layer cache turns an unchanged image into a no-op of well under a second,
   and an edited script is never served stale.
 
-The mirror and suite are read at run time from the host's apt sources and `/etc/os-release`;
-no host name is written anywhere in the repository. Every function takes the docker client and
-paths as arguments: nothing here reads the environment or touches Docker at import.
+The mirror and suite are read at run time from the host's apt sources and `/etc/os-release`
+(`apt_sources`); no host name is written anywhere in the repository. The root filesystems are
+put together from host files in `rootfs`; this module turns them into images. Every function
+takes the docker client and paths as arguments: nothing here reads the environment or touches
+Docker at import.
 """
 
 from __future__ import annotations
@@ -24,15 +26,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import struct
 import subprocess
-import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from io import BytesIO
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +37,19 @@ import docker
 import docker.errors
 
 from orchestrator.errors import ImageBuildError, ImageUnavailable
+from orchestrator.services.apt_sources import (
+    default_apt_source_files,
+    find_debian_mirror,
+    read_suite,
+)
+from orchestrator.services.rootfs import (
+    busybox_rootfs_tar,
+    find_debootstrap,
+    find_static_busybox,
+    remove_tree,
+    run_streaming,
+    strip_rootfs,
+)
 
 Log = Callable[[str], None]
 
@@ -66,145 +76,9 @@ _PYTHON_BASE_CHANGES = (
     "ENV LANG=C.UTF-8",
     'CMD ["python3"]',
 )
-_ROOTFS_STRIP = (
-    "var/lib/apt/lists",
-    "var/cache/apt",
-    "usr/share/doc",
-    "usr/share/man",
-    "usr/share/info",
-    "usr/share/locale",
-    "usr/share/lintian",
-)
-# Images derived from the base with `apt-get install` stay small too (as Debian's images do).
-_DPKG_NODOC = """\
-path-exclude=/usr/share/doc/*
-path-include=/usr/share/doc/*/copyright
-path-exclude=/usr/share/man/*
-path-exclude=/usr/share/info/*
-path-exclude=/usr/share/locale/*
-path-exclude=/usr/share/lintian/*
-"""
-_APT_CLEAN = """\
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };
-Dir::Cache::pkgcache "";
-Dir::Cache::srcpkgcache "";
-Acquire::Languages "none";
-"""
 _ARG_BASE_RE = re.compile(r"^\s*ARG\s+BASE_IMAGE\s*=\s*(\S+)\s*$", re.IGNORECASE | re.MULTILINE)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 _IMAGE_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-
-
-# --- the host's apt mirror and suite ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AptSource:
-    """One `deb` entry of the host's apt configuration."""
-
-    uri: str
-    suites: tuple[str, ...]
-    components: tuple[str, ...]
-
-
-def read_suite(os_release: Path = Path("/etc/os-release")) -> str:
-    """The Debian suite (`VERSION_CODENAME`) of the host, e.g. `bookworm`."""
-    try:
-        text = os_release.read_text()
-    except OSError as exc:
-        raise ImageBuildError(f"cannot read {os_release}: {exc}") from exc
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "VERSION_CODENAME" and value.strip().strip("\"'"):
-            return value.strip().strip("\"'")
-    raise ImageBuildError(
-        f"{os_release} has no VERSION_CODENAME: base images are made only on Debian hosts"
-    )
-
-
-def default_apt_source_files(apt_dir: Path = Path("/etc/apt")) -> list[Path]:
-    """The files apt itself reads: sources.list, then sources.list.d/*.list and *.sources."""
-    files = [apt_dir / "sources.list"] if (apt_dir / "sources.list").is_file() else []
-    listing = apt_dir / "sources.list.d"
-    if listing.is_dir():
-        files += sorted(p for p in listing.iterdir() if p.suffix in (".list", ".sources"))
-    return files
-
-
-def parse_one_line_sources(text: str) -> list[AptSource]:
-    """Entries of the classic format: `deb [options] URI suite component...`."""
-    sources = []
-    for raw in text.splitlines():
-        words = raw.split("#", 1)[0].split()
-        if not words or words[0] != "deb":
-            continue
-        words = words[1:]
-        if words and words[0].startswith("["):
-            while words and not words[0].endswith("]"):
-                words = words[1:]
-            words = words[1:]
-        if len(words) >= 2:
-            sources.append(AptSource(words[0], (words[1],), tuple(words[2:])))
-    return sources
-
-
-def parse_deb822_sources(text: str) -> list[AptSource]:
-    """Entries of the deb822 format (`Types:`, `URIs:`, `Suites:` stanzas)."""
-    sources = []
-    for stanza in _deb822_stanzas(text):
-        if (
-            stanza.get("enabled", "yes").lower() == "no"
-            or "deb" not in stanza.get("types", "").split()
-        ):
-            continue
-        suites = tuple(stanza.get("suites", "").split())
-        components = tuple(stanza.get("components", "").split())
-        sources += [AptSource(uri, suites, components) for uri in stanza.get("uris", "").split()]
-    return sources
-
-
-def _deb822_stanzas(text: str) -> Iterator[dict[str, str]]:
-    fields: dict[str, str] = {}
-    key = None
-    for raw in [*text.splitlines(), ""]:
-        if raw.lstrip().startswith("#"):
-            continue
-        if not raw.strip():
-            if fields:
-                yield fields
-            fields, key = {}, None
-        elif raw[0] in " \t" and key is not None:
-            fields[key] += " " + raw.strip()
-        elif ":" in raw:
-            name, _, value = raw.partition(":")
-            key = name.strip().lower()
-            fields[key] = value.strip()
-
-
-def find_debian_mirror(suite: str, source_files: Iterable[Path]) -> str:
-    """The mirror URL that serves `suite` itself (not `-updates`/`-security`) with `main`."""
-    candidates: list[AptSource] = []
-    for path in source_files:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        parse = parse_deb822_sources if path.suffix == ".sources" else parse_one_line_sources
-        candidates += parse(text)
-    for source in candidates:
-        usable = source.uri.split(":", 1)[0] in ("http", "https", "ftp", "file")
-        if (
-            usable
-            and suite in source.suites
-            and (not source.components or "main" in source.components)
-        ):
-            return source.uri.rstrip("/")
-    raise ImageBuildError(
-        f"no apt source for suite {suite!r} with component 'main' in "
-        f"{', '.join(str(p) for p in source_files) or 'the apt configuration'}: "
-        "debootstrap needs the Debian mirror this host installs its packages from"
-    )
 
 
 # --- small docker helpers -----------------------------------------------------------------
@@ -276,70 +150,6 @@ def stream_build(
 # --- busybox ------------------------------------------------------------------------------
 
 
-def find_static_busybox(
-    candidates: Sequence[str | Path] = ("/bin/busybox", "/usr/bin/busybox"),
-) -> Path:
-    """The host's statically linked busybox (Debian's `busybox-static`)."""
-    found = [Path(c) for c in candidates if Path(c).is_file()]
-    for path in found:
-        if is_static_elf(path):
-            return path
-    if found:
-        raise ImageBuildError(
-            f"{found[0]} is dynamically linked and cannot run in an empty image: "
-            "install the static one with `apt-get install -y busybox-static`"
-        )
-    raise ImageBuildError(
-        "busybox is not installed: install it with `apt-get install -y busybox-static`"
-    )
-
-
-def is_static_elf(path: Path) -> bool:
-    """Whether `path` is an ELF executable with no program interpreter (no dynamic loader)."""
-    with path.open("rb") as f:
-        header = f.read(64)
-        if len(header) < 64 or header[:4] != b"\x7fELF":
-            return False
-        is64, endian = header[4] == 2, "<" if header[5] == 1 else ">"
-        if is64:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(endian + "Q", header, 32)[0],
-                *struct.unpack_from(endian + "HH", header, 54),
-            )
-        else:
-            phoff, phentsize, phnum = (
-                struct.unpack_from(endian + "I", header, 28)[0],
-                *struct.unpack_from(endian + "HH", header, 42),
-            )
-        f.seek(phoff)
-        table = f.read(phentsize * phnum)
-    pt_interp = 3
-    return all(
-        struct.unpack_from(endian + "I", table, i * phentsize)[0] != pt_interp for i in range(phnum)
-    )
-
-
-def busybox_rootfs_tar(busybox: Path, applets: Iterable[str]) -> bytes:
-    """A root filesystem: /bin/busybox, a symlink per applet, /etc/passwd and a /tmp."""
-    buffer = BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-
-        def add(name: str, kind: bytes, mode: int, data: bytes = b"", link: str = "") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
-            tar.addfile(info, BytesIO(data) if data else None)
-
-        for directory, mode in (("bin", 0o755), ("etc", 0o755), ("root", 0o700), ("tmp", 0o1777)):
-            add(directory, tarfile.DIRTYPE, mode)
-        add("bin/busybox", tarfile.REGTYPE, 0o755, busybox.read_bytes())
-        for applet in sorted(set(applets) - {"busybox"}):
-            add(f"bin/{applet}", tarfile.SYMTYPE, 0o777, link="busybox")
-        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"
-        add("etc/passwd", tarfile.REGTYPE, 0o644, passwd)
-        add("etc/group", tarfile.REGTYPE, 0o644, b"root:x:0:\nnobody:x:65534:\n")
-    return buffer.getvalue()
-
-
 def make_busybox_image(
     client: docker.DockerClient,
     tag: str = BUSYBOX_IMAGE,
@@ -364,75 +174,6 @@ def make_busybox_image(
 
 
 # --- python base (debootstrap) ------------------------------------------------------------
-
-
-def find_debootstrap() -> str:
-    """The debootstrap executable (also looked for in the sbin directories)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    found = shutil.which("debootstrap", path=search)
-    if found is None:
-        raise ImageBuildError(
-            "debootstrap is not installed: install it with `apt-get install -y debootstrap`"
-        )
-    return found
-
-
-def _run_streaming(argv: Sequence[str], log: Log, prefix: str) -> None:
-    with subprocess.Popen(
-        argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as proc:
-        assert proc.stdout is not None
-        tail: list[str] = []
-        for line in proc.stdout:
-            log(f"{prefix}{line.rstrip()}")
-            tail = [*tail[-19:], line.rstrip()]
-    if proc.returncode != 0:
-        raise ImageBuildError(
-            f"`{' '.join(argv)}` failed with exit code {proc.returncode}:\n" + "\n".join(tail)
-        )
-
-
-def _mounts_under(root: Path) -> list[str]:
-    try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return []
-    prefix = str(root.resolve()) + "/"
-    points = [line.split()[1].replace("\\040", " ") for line in lines if len(line.split()) > 1]
-    return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
-
-
-def _remove_tree(root: Path, log: Log) -> None:
-    """Delete a debootstrap work dir, never following a mount left behind into the host."""
-    for point in _mounts_under(root):
-        subprocess.run(["umount", "-l", point], check=False)
-    left = _mounts_under(root)
-    if left:
-        log(f"left {root} in place: still mounted there: {', '.join(left)}")
-        return
-    shutil.rmtree(root, ignore_errors=True)
-
-
-def strip_rootfs(rootfs: Path) -> None:
-    """Drop apt lists, caches, logs, docs and translations; keep the dpkg and debconf data."""
-    for relative in _ROOTFS_STRIP:
-        target = rootfs / relative
-        if target.is_dir() and not target.is_symlink():  # a link would lead out of the rootfs
-            for child in target.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-    logs = [p for p in rootfs.glob("var/log/**/*") if p.is_file() or p.is_symlink()]
-    for leftover in [
-        *logs,
-        *rootfs.glob("var/cache/debconf/*-old"),
-        *rootfs.glob("var/lib/dpkg/*-old"),
-    ]:
-        leftover.unlink()
-    (rootfs / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
-    (rootfs / "etc/dpkg/dpkg.cfg.d/orchestrator-nodoc").write_text(_DPKG_NODOC)
-    (rootfs / "etc/apt/apt.conf.d/orchestrator-clean").write_text(_APT_CLEAN)
 
 
 def _make_python_base(
@@ -462,7 +203,7 @@ def _make_python_base(
         ]
         log(f"{tag}: {' '.join(argv)}")
         try:
-            _run_streaming(argv, log, prefix="debootstrap: ")
+            run_streaming(argv, log, prefix="debootstrap: ")
         except ImageBuildError as exc:
             details = rootfs / "debootstrap" / "debootstrap.log"
             if details.is_file():
@@ -480,7 +221,7 @@ def _make_python_base(
             str(archive), repository=repository, tag=version, changes=list(_PYTHON_BASE_CHANGES)
         )
     finally:
-        _remove_tree(work, log)
+        remove_tree(work, log)
 
 
 # --- bootstrap ----------------------------------------------------------------------------

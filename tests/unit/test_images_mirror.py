@@ -9,14 +9,16 @@ import docker.errors
 import pytest
 
 from orchestrator.errors import ImageUnavailable
-from orchestrator.services.images import (
-    ImageBuildError,
-    build_task_images,
+from orchestrator.services.apt_sources import (
     default_apt_source_files,
-    dockerfile_default_base,
     find_debian_mirror,
     parse_deb822_sources,
     read_suite,
+)
+from orchestrator.services.images import (
+    ImageBuildError,
+    build_task_images,
+    dockerfile_default_base,
 )
 
 DEB822 = """\
