@@ -78,5 +78,13 @@ class ContainerRuntime(abc.ABC):
         all of these labels stops, until the subscription is closed. Must be subscribed before
         the first container is started so no exit is missed."""
 
+    def finish_logs(self, container_id: str) -> bool:
+        """The caller saw this container's exit: deliver the rest of its log to the sink of
+        the `follow_logs` running on it, now, rather than when the engine ends the stream
+        (which can lag the exit by tens of milliseconds). True if that follower's sink has
+        received the whole log and gets nothing more; False (the default) if the caller must
+        wait for `follow_logs` to return."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads."""

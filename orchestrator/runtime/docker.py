@@ -122,6 +122,54 @@ def _command(value: str | tuple[str, ...] | None) -> str | list[str] | None:
     return list(value) if isinstance(value, tuple) else value
 
 
+class _Follow:
+    """One `follow_logs` in progress: what it delivered, and whether `finish_logs` ended it."""
+
+    def __init__(self, sink: LogSink) -> None:
+        self.sink = sink
+        self.delivered = DeliveredFrames()
+        self.lock = threading.Lock()
+        self.finished = False
+        self.stream: Any = None
+
+    def consume(self, stream: Any) -> bool:
+        """Deliver `stream` until it ends; False if `finish_logs` took over (now or before)."""
+        with self.lock:
+            if self.finished:
+                _close_stream(stream)
+                return False
+            self.stream = stream
+        try:
+            for frame in stream:
+                with self.lock:
+                    if self.finished:
+                        return False
+                    payload = self.delivered.admit(frame)
+                    if payload is not None:
+                        self.sink(payload)
+        except Exception:
+            with self.lock:
+                if self.finished:
+                    return False  # the stream was closed under us by finish_logs
+            raise
+        finally:
+            with self.lock:
+                self.stream = None
+            _close_stream(stream)
+        with self.lock:
+            return not self.finished
+
+    def close_stream(self) -> None:
+        if self.stream is not None:
+            _close_stream(self.stream)
+            self.stream = None
+
+
+def _close_stream(stream: Any) -> None:
+    with contextlib.suppress(Exception):
+        stream.close()
+
+
 class DockerRuntime(ContainerRuntime):
     """Task containers on a Docker Engine, through the docker SDK's low-level API."""
 
@@ -142,6 +190,9 @@ class DockerRuntime(ContainerRuntime):
         self._subscriptions_lock = threading.Lock()
         #: Containers whose `die` event reported exit code 0 (spares an inspect per harvest).
         self._clean_exits: dict[str, bool] = {}
+        #: The `follow_logs` calls in progress, by container id.
+        self._follows_lock = threading.Lock()
+        self._follows: dict[str, _Follow] = {}
 
     @classmethod
     def from_url(
@@ -409,15 +460,24 @@ class DockerRuntime(ContainerRuntime):
 
     def follow_logs(self, container_id: str, sink: LogSink) -> None:
         """Stream stdout and stderr (interleaved, as written) to `sink` until the container has
-        stopped and everything it printed was delivered.
+        stopped and everything it printed was delivered (or `finish_logs` delivered the rest).
 
         Works right after `start` and on a container that already exited (all of its logs).
         Called on a created container it waits for the start, so following *before* starting
-        (what the scheduler does) cannot miss a line. If the stream breaks while the container
-        still runs, it is resumed without repeating lines. A container that does not exist
-        yields nothing.
+        cannot miss a line. If the stream breaks while the container still runs, it is resumed
+        without repeating lines. A container that does not exist yields nothing.
         """
-        delivered = DeliveredFrames()
+        follow = _Follow(sink)
+        with self._follows_lock:
+            self._follows[container_id] = follow
+        try:
+            self._follow(container_id, follow)
+        finally:
+            with self._follows_lock:
+                if self._follows.get(container_id) is follow:
+                    del self._follows[container_id]
+
+    def _follow(self, container_id: str, follow: _Follow) -> None:
         pause = _RECONNECT_BACKOFF[0]
         start_poll = _START_POLL_SECONDS[0]
         while True:
@@ -425,7 +485,7 @@ class DockerRuntime(ContainerRuntime):
                 # Asked while (or after) it runs, the engine follows until the container stops
                 # and then ends the stream; asked before it started, it ends at once, empty.
                 # The state read after the stream tells which: no inspect is spent up front.
-                since = delivered.resume_point()
+                since = follow.delivered.resume_point()
                 asked_at = time.time()
                 try:
                     stream = self._api.logs(
@@ -437,13 +497,8 @@ class DockerRuntime(ContainerRuntime):
                         timestamps=True,
                         **({} if since is None else {"since": since}),
                     )
-                    try:
-                        for frame in stream:
-                            payload = delivered.admit(frame)
-                            if payload is not None:
-                                sink(payload)
-                    finally:
-                        stream.close()
+                    if not follow.consume(stream):
+                        return  # finish_logs delivered the rest
                     state = self._api.inspect_container(container_id)["State"]
                 except docker.errors.NotFound:
                     logger.warning("logs of container %s: it no longer exists", container_id)
@@ -456,15 +511,35 @@ class DockerRuntime(ContainerRuntime):
             if _exit_from_state(state) is not None:
                 started = _parse_time(state.get("StartedAt"))
                 started_late = started is None or started.timestamp() > asked_at - 0.05
-                if delivered.resume_point() is None and started_late:
-                    # it started (and stopped) after our read found it not yet started: read
-                    # once more, which now returns its whole log
-                    self._read_all(container_id, delivered, sink)
+                with follow.lock:
+                    nothing_yet = follow.delivered.resume_point() is None
+                    if not follow.finished and nothing_yet and started_late:
+                        # it started (and stopped) after our read found it not yet started:
+                        # read once more, which now returns its whole log
+                        self._read_all(container_id, follow.delivered, follow.sink)
+                    follow.finished = True
                 return
             time.sleep(pause)  # the stream broke while the container runs: resume
             pause = min(pause * 2, _RECONNECT_BACKOFF[1])
 
+    def finish_logs(self, container_id: str) -> bool:
+        """Deliver the rest of an exited container's log to its follower now, with one plain
+        read from where the follower is (the engine copies a container's output to its log
+        before it announces the exit); the follower then ends without delivering more."""
+        with self._follows_lock:
+            follow = self._follows.get(container_id)
+        if follow is None:
+            return False
+        with follow.lock:
+            if follow.finished:
+                return True
+            follow.finished = True
+            follow.close_stream()
+            self._read_all(container_id, follow.delivered, follow.sink)
+        return True
+
     def _read_all(self, container_id: str, delivered: DeliveredFrames, sink: LogSink) -> None:
+        since = delivered.resume_point()
         with _engine(f"read logs of container {container_id[:12]}"):
             try:
                 stream = self._api.logs(
@@ -474,6 +549,7 @@ class DockerRuntime(ContainerRuntime):
                     stream=True,
                     follow=False,
                     timestamps=True,
+                    **({} if since is None else {"since": since}),
                 )
             except docker.errors.NotFound:
                 return

@@ -160,6 +160,8 @@ class AttemptWorker:
         except Exception as exc:
             exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
         logs_done = self._logs_done.pop(container_id, None)
+        if self._runtime.finish_logs(container_id):
+            logs_done = None  # the rest of the log was just delivered
         if logs_done is not None and not logs_done.wait(LOG_DRAIN_TIMEOUT):
             LogFile(log_path(self._settings, key)).write_line(
                 f"[orchestrator] the log stream did not end {LOG_DRAIN_TIMEOUT:g}s after the"
