@@ -179,6 +179,40 @@ def test_follow_logs_gets_every_line_of_fast_containers(case: Case) -> None:
         assert logs == b"hi\n"
 
 
+def test_finish_logs_on_exit_delivers_every_line_once(case: Case) -> None:
+    """What the scheduler does: follow after start, and on the exit event finish the log at
+    once instead of waiting for the engine to close the stream."""
+    loop = "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done"
+    expected = b"".join(b"line%d\n" % i for i in range(2000))
+    for attempt in range(6):
+        script = loop if attempt % 2 else f"{loop}; sleep 0.2"  # exit at the last line, or after
+        exited = threading.Event()
+        subscription = case.runtime.watch_exits(
+            {CASE_LABEL: case.id}, lambda _cid, exited=exited: exited.set()
+        )
+        try:
+            container_id = case.runtime.create(case.request(f"chatty{attempt}", "sh", "-c", script))
+            chunks: list[bytes] = []
+            case.runtime.start(container_id)
+            follower = threading.Thread(
+                target=case.runtime.follow_logs, args=(container_id, chunks.append), daemon=True
+            )
+            follower.start()
+            assert exited.wait(30)
+            assert case.runtime.finish_logs(container_id) is True
+            assert b"".join(chunks) == expected, f"attempt {attempt}"
+            follower.join(10)
+            assert not follower.is_alive()
+            assert b"".join(chunks) == expected  # nothing more arrived afterwards
+        finally:
+            subscription.close()
+
+
+def test_finish_logs_without_a_follower_says_so(case: Case) -> None:
+    container_id = case.runtime.create(case.request("unfollowed", "true"))
+    assert case.runtime.finish_logs(container_id) is False
+
+
 def test_follow_logs_after_the_exit_gets_the_whole_log(case: Case) -> None:
     container_id = case.runtime.create(case.request("late", "sh", "-c", "echo a; echo b"))
     case.runtime.start(container_id)
