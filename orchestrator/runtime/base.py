@@ -52,9 +52,11 @@ class ContainerRuntime(abc.ABC):
         """Start a created container."""
 
     @abc.abstractmethod
-    def follow_logs(self, container_id: str, sink: LogSink) -> None:
+    def follow_logs(self, container_id: str, sink: LogSink, *, started: bool = False) -> None:
         """Send stdout and stderr to `sink` as they come; return once the container stopped and
-        every line was delivered."""
+        every line was delivered. `started=True` promises the container was started before
+        this call, which lets an adapter trust the end of its stream once `finish_logs` said
+        the container exited."""
 
     @abc.abstractmethod
     def exit_status(self, container_id: str) -> ContainerExit | None:
@@ -79,11 +81,10 @@ class ContainerRuntime(abc.ABC):
         the first container is started so no exit is missed."""
 
     def finish_logs(self, container_id: str) -> bool:
-        """The caller saw this container's exit: deliver the rest of its log to the sink of
-        the `follow_logs` running on it, now, rather than when the engine ends the stream
-        (which can lag the exit by tens of milliseconds). True if that follower's sink has
-        received the whole log and gets nothing more; False (the default) if the caller must
-        wait for `follow_logs` to return."""
+        """The caller saw this container's exit: block until the `follow_logs` running on it
+        has delivered the whole log (cutting a stream that will not end short). True if that
+        follower's sink received everything and gets nothing more; False (the default) if
+        the caller must wait for `follow_logs` to return itself."""
         return False
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -45,6 +45,9 @@ from orchestrator.runtime.docker_logs import DeliveredFrames
 
 logger = logging.getLogger(__name__)
 
+#: How long `finish_logs` waits for the engine to end a follow stream after the exit.
+_FINISH_WAIT_SECONDS = 2.0
+
 #: Connections kept per engine: worker pool (~16) + one per followed log stream + events.
 DEFAULT_MAX_POOL_SIZE = 128
 #: How long a positive "image is present" answer is trusted.
@@ -130,6 +133,8 @@ class _Follow:
         self.delivered = DeliveredFrames()
         self.lock = threading.Lock()
         self.finished = False
+        self.exit_seen = False  # finish_logs was called: the container has exited
+        self.done = threading.Event()  # follow_logs has returned
         self.stream: Any = None
 
     def consume(self, stream: Any) -> bool:
@@ -458,7 +463,7 @@ class DockerRuntime(ContainerRuntime):
 
     # ---------------------------------------------------------------- logs
 
-    def follow_logs(self, container_id: str, sink: LogSink) -> None:
+    def follow_logs(self, container_id: str, sink: LogSink, *, started: bool = False) -> None:
         """Stream stdout and stderr (interleaved, as written) to `sink` until the container has
         stopped and everything it printed was delivered (or `finish_logs` delivered the rest).
 
@@ -471,13 +476,14 @@ class DockerRuntime(ContainerRuntime):
         with self._follows_lock:
             self._follows[container_id] = follow
         try:
-            self._follow(container_id, follow)
+            self._follow(container_id, follow, started)
         finally:
+            follow.done.set()
             with self._follows_lock:
                 if self._follows.get(container_id) is follow:
                     del self._follows[container_id]
 
-    def _follow(self, container_id: str, follow: _Follow) -> None:
+    def _follow(self, container_id: str, follow: _Follow, started: bool) -> None:
         pause = _RECONNECT_BACKOFF[0]
         start_poll = _START_POLL_SECONDS[0]
         while True:
@@ -499,6 +505,12 @@ class DockerRuntime(ContainerRuntime):
                     )
                     if not follow.consume(stream):
                         return  # finish_logs delivered the rest
+                    with follow.lock:
+                        if started and follow.exit_seen:
+                            # started before we asked and known to have exited: the engine
+                            # ended this stream because the container stopped; it is whole
+                            follow.finished = True
+                            return
                     state = self._api.inspect_container(container_id)["State"]
                 except docker.errors.NotFound:
                     logger.warning("logs of container %s: it no longer exists", container_id)
@@ -509,8 +521,8 @@ class DockerRuntime(ContainerRuntime):
                 start_poll = min(start_poll * 1.5, _START_POLL_SECONDS[1])
                 continue
             if _exit_from_state(state) is not None:
-                started = _parse_time(state.get("StartedAt"))
-                started_late = started is None or started.timestamp() > asked_at - 0.05
+                started_at = _parse_time(state.get("StartedAt"))
+                started_late = started_at is None or started_at.timestamp() > asked_at - 0.05
                 with follow.lock:
                     nothing_yet = follow.delivered.resume_point() is None
                     if not follow.finished and nothing_yet and started_late:
@@ -523,13 +535,17 @@ class DockerRuntime(ContainerRuntime):
             pause = min(pause * 2, _RECONNECT_BACKOFF[1])
 
     def finish_logs(self, container_id: str) -> bool:
-        """Deliver the rest of an exited container's log to its follower now, with one plain
-        read from where the follower is (the engine copies a container's output to its log
-        before it announces the exit); the follower then ends without delivering more."""
+        """Wait (briefly) for the follower of this exited container to reach the end of its
+        stream, which the engine closes once it has handled the exit; if it does not, cut
+        the stream and deliver the rest with one plain read from where the follower is."""
         with self._follows_lock:
             follow = self._follows.get(container_id)
         if follow is None:
             return False
+        with follow.lock:
+            follow.exit_seen = True
+        if follow.done.wait(_FINISH_WAIT_SECONDS):
+            return True
         with follow.lock:
             if follow.finished:
                 return True

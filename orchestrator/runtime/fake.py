@@ -373,7 +373,7 @@ class FakeRuntime(ContainerRuntime):
 
     # ---------------------------------------------------------------- logs and events
 
-    def follow_logs(self, container_id: str, sink: LogSink) -> None:
+    def follow_logs(self, container_id: str, sink: LogSink, *, started: bool = False) -> None:
         """Deliver the container's logs, blocking (like Docker) until it exited, was removed,
         or the runtime closed. A created container is waited for."""
         with self._cond:

@@ -142,7 +142,7 @@ class AttemptWorker:
 
         def follow() -> None:
             try:
-                self._runtime.follow_logs(container_id, sink)
+                self._runtime.follow_logs(container_id, sink, started=True)
             except Exception as exc:
                 logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
             finally:

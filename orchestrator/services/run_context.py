@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from orchestrator.models.run_info import RunInfo, RunType
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
 from orchestrator.store import runs as run_store
-from orchestrator.store.tables import DagRunRow
+from orchestrator.store.tables import DagRunRow, TaskInstanceRow
 from orchestrator.templating import RenderedTask, render_task
 
 
@@ -37,9 +38,14 @@ def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
 
 def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
     """Outputs of the run's finished tasks, by task id."""
+    return outputs_of(run_store.task_instances(session, run.id))
+
+
+def outputs_of(tis: Iterable[TaskInstanceRow]) -> dict[str, Any]:
+    """Outputs of these task instances that have one, by task id."""
     return {
         ti.task_id: json.loads(ti.output_json)
-        for ti in run_store.task_instances(session, run.id)
+        for ti in tis
         if ti.output_json is not None and ti.map_index == -1
     }
 

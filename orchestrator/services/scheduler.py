@@ -48,7 +48,7 @@ from orchestrator.services.containers import (
     prepare_output_dir,
 )
 from orchestrator.services.logs import LogFile
-from orchestrator.services.run_context import run_info, run_outputs
+from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
@@ -131,6 +131,12 @@ class Scheduler:
         self._subscription: Subscription | None = None
         self._harvesting: set[str] = set()
         self._next_deadline: datetime | None = None
+        # caches for one pass (one session): specs by dag id, task instances by run
+        self._pass_specs: dict[str, DagSpec | None] = {}
+        self._pass_tis: dict[int, list[TaskInstanceRow]] = {}
+        self._pass_finished = False
+        self._pass_running: list[DagRunRow] | None = None
+        self._task_index: dict[int, dict[str, TaskSpec]] = {}
         self._specs: dict[str, tuple[str, DagSpec]] = {}
 
     # ----------------------------------------------------------------- lifecycle
@@ -196,18 +202,24 @@ class Scheduler:
             messages = self._take_inbox()
             after_commit: list[Callable[[], object]] = []
             with self._sessions.begin() as session:
+                self._pass_specs, self._pass_tis, self._pass_finished = {}, {}, False
+                self._pass_running = None
                 for message in messages:
                     try:
                         with session.begin_nested():
                             self._handle(session, message, now, report, after_commit)
                     except Exception:
                         log.exception("could not handle %r", message)
-                report.runs_started += self._start_queued_runs(session, now)
+                started = self._start_queued_runs(session, now)
+                report.runs_started += started
                 deadline = self._enforce_timeouts(session, now, after_commit)
                 retry_at = self._decide_readiness(session, now)
+                failed_early = report.finished
                 launches = self._queue_launches(session, now, report)
-                self._decide_readiness(session, now)
-                self._finish_runs(session, now, report)
+                if report.finished != failed_early:  # template errors: propagate them now
+                    self._decide_readiness(session, now)
+                if self._pass_finished or started:
+                    self._finish_runs(session, now, report)
             self._next_deadline = min(
                 (d for d in (deadline, retry_at) if d is not None), default=None
             )
@@ -280,19 +292,47 @@ class Scheduler:
 
     # ----------------------------------------------------------------- runs and readiness
     def _spec(self, session: Session, dag_id: str) -> DagSpec | None:
+        """The DAG's latest spec, read once per pass (parsed again only when it changed)."""
+        if dag_id in self._pass_specs:
+            return self._pass_specs[dag_id]
         row = session.get(DagRow, dag_id)
-        if row is None:
-            return None
-        cached = self._specs.get(dag_id)
-        if cached is not None and cached[0] == row.spec_hash:
-            return cached[1]
-        spec = DagSpec.model_validate_json(row.spec_json)
-        self._specs[dag_id] = (row.spec_hash, spec)
+        spec: DagSpec | None = None
+        if row is not None:
+            cached = self._specs.get(dag_id)
+            if cached is not None and cached[0] == row.spec_hash:
+                spec = cached[1]
+            else:
+                spec = DagSpec.model_validate_json(row.spec_json)
+                self._specs[dag_id] = (row.spec_hash, spec)
+        self._pass_specs[dag_id] = spec
         return spec
 
+    def _task(self, session: Session, dag_id: str, task_id: str) -> TaskSpec | None:
+        """A task of the DAG's latest spec, or None if the DAG or the task is gone."""
+        spec = self._spec(session, dag_id)
+        if spec is None:
+            return None
+        index = self._task_index.get(id(spec))
+        if index is None:
+            index = {t.task_id: t for t in spec.tasks}
+            self._task_index = {id(spec): index}  # one DAG's index is enough to keep warm
+        return index.get(task_id)
+
+    def _run_tis(self, session: Session, run_pk: int) -> list[TaskInstanceRow]:
+        """A run's task instances, loaded once per pass (the session keeps them current)."""
+        tis = self._pass_tis.get(run_pk)
+        if tis is None:
+            tis = self._pass_tis[run_pk] = run_store.task_instances(session, run_pk)
+        return tis
+
     def _runs(self, session: Session, state: RunState) -> list[DagRunRow]:
-        """Runs in `state` that this scheduler executes."""
-        return [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
+        """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
+        if state == RunState.RUNNING and self._pass_running is not None:
+            return [r for r in self._pass_running if r.state == RunState.RUNNING.value]
+        runs = [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
+        if state == RunState.RUNNING:
+            self._pass_running = runs
+        return runs
 
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
@@ -304,6 +344,8 @@ class Scheduler:
             started += 1
             if self._listener is not None:
                 self._listener.on_run(run.dag_id, run.run_id, RunState.RUNNING)
+        if started:
+            self._pass_running = None
         return started
 
     def _decide_readiness(self, session: Session, now: datetime) -> datetime | None:
@@ -313,7 +355,7 @@ class Scheduler:
             spec = self._spec(session, run.dag_id)
             if spec is None:
                 continue
-            tis = run_store.task_instances(session, run.id)
+            tis = self._run_tis(session, run.id)
             by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
             views = {
                 tid: TaskView(TaskState(ti.state), ti.next_try_at) for tid, ti in by_task.items()
@@ -341,7 +383,7 @@ class Scheduler:
 
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
         for run in self._runs(session, RunState.RUNNING):
-            tis = run_store.task_instances(session, run.id)
+            tis = self._run_tis(session, run.id)
             state = run_outcome({str(ti.id): TaskView(TaskState(ti.state)) for ti in tis})
             if state is None:
                 continue
@@ -395,7 +437,7 @@ class Scheduler:
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
         path = log_path(self._settings, key)
         info = run_info(spec, run)
-        outputs = run_outputs(session, run)
+        outputs = outputs_of(self._run_tis(session, run.id))
         name = container_name(self._settings.instance_name, key)
         try:
             rendered = render_task(
@@ -529,13 +571,9 @@ class Scheduler:
         for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
             if ti.stop_reason or ti.container_id is None or ti.start_date is None:
                 continue
-            if not self._owns(session, ti):
-                continue
-            spec = self._spec(session, ti.dag_id)
-            if spec is None or ti.task_id not in spec.task_ids:
-                continue
-            limit = spec.task(ti.task_id).execution_timeout
-            if limit is None:
+            task = self._task(session, ti.dag_id, ti.task_id)
+            limit = task.execution_timeout if task is not None else None
+            if limit is None or not self._owns(session, ti):
                 continue
             due = ti.start_date + limit
             if now < due:
@@ -570,6 +608,8 @@ class Scheduler:
         detail: str | None = None,
     ) -> None:
         ti_store.set_ti_state(session, ti, state, now, detail)
+        if state.is_finished:
+            self._pass_finished = True
         if self._listener is not None:
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
             self._listener.on_state(key, state, detail)

@@ -195,7 +195,10 @@ def test_finish_logs_on_exit_delivers_every_line_once(case: Case) -> None:
             chunks: list[bytes] = []
             case.runtime.start(container_id)
             follower = threading.Thread(
-                target=case.runtime.follow_logs, args=(container_id, chunks.append), daemon=True
+                target=case.runtime.follow_logs,
+                args=(container_id, chunks.append),
+                kwargs={"started": attempt < 3},  # the scheduler's way, and the general one
+                daemon=True,
             )
             follower.start()
             assert exited.wait(30)
