@@ -491,18 +491,9 @@ class DockerRuntime(ContainerRuntime):
                 # Asked while (or after) it runs, the engine follows until the container stops
                 # and then ends the stream; asked before it started, it ends at once, empty.
                 # The state read after the stream tells which: no inspect is spent up front.
-                since = follow.delivered.resume_point()
                 asked_at = time.time()
                 try:
-                    stream = self._api.logs(
-                        container_id,
-                        stdout=True,
-                        stderr=True,
-                        stream=True,
-                        follow=True,
-                        timestamps=True,
-                        **({} if since is None else {"since": since}),
-                    )
+                    stream = self._logs(container_id, follow.delivered, follow=True)
                     if not follow.consume(stream):
                         return  # finish_logs delivered the rest
                     with follow.lock:
@@ -554,19 +545,23 @@ class DockerRuntime(ContainerRuntime):
             self._read_all(container_id, follow.delivered, follow.sink)
         return True
 
-    def _read_all(self, container_id: str, delivered: DeliveredFrames, sink: LogSink) -> None:
+    def _logs(self, container_id: str, delivered: DeliveredFrames, *, follow: bool) -> Any:
+        """A timestamped stdout+stderr stream, from where `delivered` stands."""
         since = delivered.resume_point()
+        return self._api.logs(
+            container_id,
+            stdout=True,
+            stderr=True,
+            stream=True,
+            follow=follow,
+            timestamps=True,
+            **({} if since is None else {"since": since}),
+        )
+
+    def _read_all(self, container_id: str, delivered: DeliveredFrames, sink: LogSink) -> None:
         with _engine(f"read logs of container {container_id[:12]}"):
             try:
-                stream = self._api.logs(
-                    container_id,
-                    stdout=True,
-                    stderr=True,
-                    stream=True,
-                    follow=False,
-                    timestamps=True,
-                    **({} if since is None else {"since": since}),
-                )
+                stream = self._logs(container_id, delivered, follow=False)
             except docker.errors.NotFound:
                 return
             try:
