@@ -54,9 +54,17 @@ class PullPolicy(StrEnum):
 
 
 class TriggerRule(StrEnum):
-    """When a task may run, given its upstream tasks' states."""
+    """When a task may run, given its direct upstream tasks' states (Airflow's names)."""
 
     ALL_SUCCESS = "all_success"  # every upstream task succeeded (the default)
+    ALL_FAILED = "all_failed"  # every upstream task failed or could not run
+    ALL_DONE = "all_done"  # every upstream task finished, however
+    ONE_SUCCESS = "one_success"  # at least one succeeded: runs at once, without waiting
+    ONE_FAILED = "one_failed"  # at least one failed: runs at once, without waiting
+    NONE_FAILED = "none_failed"  # all finished, none failed (skips are fine)
+    NONE_FAILED_MIN_ONE_SUCCESS = "none_failed_min_one_success"  # ...and one succeeded
+    NONE_SKIPPED = "none_skipped"  # all finished, none skipped
+    ALWAYS = "always"  # no dependency at all: runs as soon as the run starts
 
 
 class Mount(Spec):

@@ -9,13 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.models.specs import DagSpec, TriggerRule
+from orchestrator.models.specs import DagSpec
 from orchestrator.models.states import (
     FAILED_TASK_STATES,
     FINISHED_TASK_STATES,
     RunState,
     TaskState,
 )
+from orchestrator.scheduling.trigger_rules import UpstreamCounts, Verdict, verdict
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,8 @@ class Decisions:
 def decide(spec: DagSpec, tis: Mapping[str, TaskView], now: datetime) -> Decisions:
     """Decide which tasks of one run change state now.
 
-    `all_success`: a task runs once every upstream task succeeded; if any upstream task failed
-    (or could not run) it becomes `upstream_failed`; if any was skipped (and none failed) it is
-    skipped too, as in Airflow. Tasks waiting out a retry delay are rescheduled once it passed.
+    Each waiting task's trigger rule decides from its direct upstream tasks' states (see
+    `trigger_rules`). Tasks waiting out a retry delay are rescheduled once it passed.
     """
     decisions = Decisions()
     for task in spec.tasks:
@@ -53,24 +53,31 @@ def decide(spec: DagSpec, tis: Mapping[str, TaskView], now: datetime) -> Decisio
             continue
         if view.state != TaskState.NONE:
             continue
-        upstream = [tis[u].state for u in task.upstream_task_ids if u in tis]
-        if task.trigger_rule == TriggerRule.ALL_SUCCESS:
-            if any(s in FAILED_TASK_STATES for s in upstream):
-                decisions.upstream_failed.append(task.task_id)
-            elif not all(s in FINISHED_TASK_STATES for s in upstream):
-                continue
-            elif any(s == TaskState.SKIPPED for s in upstream):
-                decisions.skip.append(task.task_id)
-            elif all(s == TaskState.SUCCESS for s in upstream):
-                decisions.schedule.append(task.task_id)
+        upstream = UpstreamCounts.of(tis[u].state for u in task.upstream_task_ids if u in tis)
+        outcome = verdict(task.trigger_rule, upstream)
+        if outcome == Verdict.RUN:
+            decisions.schedule.append(task.task_id)
+        elif outcome == Verdict.UPSTREAM_FAILED:
+            decisions.upstream_failed.append(task.task_id)
+        elif outcome == Verdict.SKIP:
+            decisions.skip.append(task.task_id)
     return decisions
 
 
-def run_outcome(tis: Mapping[str, TaskView]) -> RunState | None:
-    """The run's final state once every task finished, else None."""
+def run_outcome(spec: DagSpec | None, tis: Mapping[str, TaskView]) -> RunState | None:
+    """The run's final state once every task finished, else None.
+
+    As in Airflow, the leaves decide: the run failed if a leaf task (one with no downstream
+    task) failed or could not run; a failure handled downstream (say by an `all_done` clean-up
+    task that succeeded) does not fail the run. Task instances of tasks no longer in the DAG
+    count as leaves (all do when the DAG itself is gone).
+    """
     states = [view.state for view in tis.values()]
     if not all(s in FINISHED_TASK_STATES for s in states):
         return None
-    if any(s in FAILED_TASK_STATES for s in states):
+    tasks = spec.tasks if spec is not None else ()
+    has_downstream = {u for task in tasks for u in task.upstream_task_ids}
+    leaves = [view.state for tid, view in tis.items() if tid not in has_downstream]
+    if any(s in FAILED_TASK_STATES for s in leaves):
         return RunState.FAILED
     return RunState.SUCCESS

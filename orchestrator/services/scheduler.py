@@ -384,7 +384,8 @@ class Scheduler:
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
         for run in self._runs(session, RunState.RUNNING):
             tis = self._run_tis(session, run.id)
-            state = run_outcome({str(ti.id): TaskView(TaskState(ti.state)) for ti in tis})
+            views = {ti.task_id: TaskView(TaskState(ti.state)) for ti in tis if ti.map_index == -1}
+            state = run_outcome(self._spec(session, run.dag_id), views)
             if state is None:
                 continue
             run_store.set_run_state(session, run, state, now)

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 import docker
 import docker.errors
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.settings import Settings
+from tests.integration.harness import BUSYBOX, PYTHON, Env
 from tests.support import TEST_SESSION_LABEL
-
-BUSYBOX = "orchestrator/busybox:latest"
-PYTHON = "orchestrator/python-base:bookworm"
 
 
 @pytest.fixture(scope="session")
@@ -50,3 +50,12 @@ def test_images(docker_client: docker.DockerClient) -> None:
         from orchestrator.services.images import bootstrap_base_images
 
         bootstrap_base_images(docker_client)
+
+
+@pytest.fixture
+def env(
+    settings: Settings, sessions: sessionmaker[Session], docker_client: docker.DockerClient
+) -> Iterator[Env]:
+    e = Env(settings, sessions, docker_client)
+    yield e
+    e.scheduler.close()

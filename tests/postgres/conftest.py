@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.settings import Settings
 from orchestrator.store.engine import make_engine, make_session_factory, upgrade
 from orchestrator.store.tables import Base
-from tests.integration.conftest import docker_client, test_images  # noqa: F401 - fixtures
+from tests.integration.conftest import docker_client, env, test_images  # noqa: F401 - fixtures
 from tests.support import TEST_SESSION_LABEL
 
 POSTGRES_IMAGE = "orchestrator/postgres:15"

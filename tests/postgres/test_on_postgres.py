@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.store.engine import current_revision
 from tests.integration.test_scheduler_docker import (  # noqa: F401 - re-collected here
-    env,
     test_bad_output_json_fails,
     test_execution_timeout_stops_then_kills,
     test_non_zero_exit_fails_and_blocks_downstream,

@@ -61,7 +61,17 @@ def test_retry_waits_for_its_delay() -> None:
 
 
 def test_run_outcome() -> None:
-    assert run_outcome(views(a=S.SUCCESS, b=S.RUNNING)) is None
-    assert run_outcome(views(a=S.SUCCESS, b=S.SKIPPED)) == RunState.SUCCESS
-    assert run_outcome(views(a=S.FAILED, b=S.UPSTREAM_FAILED)) == RunState.FAILED
-    assert run_outcome(views(a=S.SUCCESS, b=S.UP_FOR_RETRY)) is None
+    pair = dag({"a": (), "b": ()})
+    assert run_outcome(pair, views(a=S.SUCCESS, b=S.RUNNING)) is None
+    assert run_outcome(pair, views(a=S.SUCCESS, b=S.SKIPPED)) == RunState.SUCCESS
+    assert run_outcome(pair, views(a=S.FAILED, b=S.UPSTREAM_FAILED)) == RunState.FAILED
+    assert run_outcome(pair, views(a=S.SUCCESS, b=S.UP_FOR_RETRY)) is None
+
+
+def test_the_leaves_decide_the_run() -> None:
+    """A failure handled downstream (an all_done clean-up that succeeded) does not fail the
+    run; a failed leaf does."""
+    spec = dag({"work": (), "cleanup": ("work",)})
+    assert run_outcome(spec, views(work=S.FAILED, cleanup=S.SUCCESS)) == RunState.SUCCESS
+    assert run_outcome(spec, views(work=S.SUCCESS, cleanup=S.FAILED)) == RunState.FAILED
+    assert run_outcome(None, views(work=S.FAILED, cleanup=S.SUCCESS)) == RunState.FAILED
