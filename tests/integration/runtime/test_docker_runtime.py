@@ -358,12 +358,12 @@ def test_environment_working_dir_user_and_entrypoint(case: Case) -> None:
         'echo "$GREETING"; pwd; busybox id -u',
         entrypoint=("sh", "-c"),
         environment={"GREETING": "hello world"},
-        working_dir="/work/dir",
+        working_dir="/srv/app",
         user="1234",
     )
     status, logs = case.run(request)
     assert status.exit_code == 0
-    assert logs == b"hello world\n/work/dir\n1234\n"
+    assert logs == b"hello world\n/srv/app\n1234\n"
 
 
 # ------------------------------------------------------------------------ mounts

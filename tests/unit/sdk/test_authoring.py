@@ -200,7 +200,7 @@ def test_container_task_fields_reach_the_spec() -> None:
             command="echo {{ ds }}",
             environment={"N": 1, "FLAG": True},
             mounts=["/data:/data:ro", "cache:/cache", Mount(type="tmpfs", target="/tmp")],
-            working_dir="/work",
+            working_dir="/srv",
             user="1000",
             network="none",
             cpus=0.5,

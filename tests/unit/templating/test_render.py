@@ -75,7 +75,7 @@ def test_every_templated_field_is_rendered(tmp_path: Path) -> None:
             Mount(type="volume", source="cache-{{ params.region }}", target="/cache/{{ ds }}"),
             Mount(type="tmpfs", target="/tmp/{{ ds_nodash }}"),
         ],
-        working_dir="/work/{{ ds }}",
+        working_dir="/srv/{{ ds }}",
     )
     assert rendered.image == "registry/eu/loader:20260314"
     assert rendered.command == ("load", "--day", "2026-03-14", "--table=sales")
@@ -86,7 +86,7 @@ def test_every_templated_field_is_rendered(tmp_path: Path) -> None:
         Mount(type="volume", source="cache-eu", target="/cache/2026-03-14"),
         Mount(type="tmpfs", target="/tmp/20260314"),
     )
-    assert rendered.working_dir == "/work/2026-03-14"
+    assert rendered.working_dir == "/srv/2026-03-14"
 
 
 def test_string_command_and_absent_fields(tmp_path: Path) -> None:
