@@ -8,6 +8,7 @@ from functools import cached_property
 
 import pendulum
 import typer
+from pydantic import ValidationError
 from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,10 +71,10 @@ class AppContext:
 
 def build_context() -> AppContext:
     try:
-        return AppContext(Settings())
-    except Exception as exc:  # pydantic ValidationError: a bad ORCH_* variable
-        fail(f"bad settings in the environment (ORCH_*): {exc}")
-        raise
+        settings = Settings()
+    except ValidationError as exc:  # a bad ORCH_* variable
+        raise OrchestratorError(f"bad settings in the environment (ORCH_*): {exc}") from exc
+    return AppContext(settings)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -135,14 +135,16 @@ class AttemptWorker:
         the log from the beginning, so even a container that already exited loses nothing."""
         listener = self._listener
 
-        def sink(chunk: bytes) -> None:
-            logfile.write(chunk)
-            if listener is not None:
-                listener.on_log(key, chunk)
-
         def follow() -> None:
             try:
-                self._runtime.follow_logs(container_id, sink, started=True)
+                with logfile.appending() as write:
+
+                    def sink(chunk: bytes) -> None:
+                        write(chunk)
+                        if listener is not None:
+                            listener.on_log(key, chunk)
+
+                    self._runtime.follow_logs(container_id, sink, started=True)
             except Exception as exc:
                 logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
             finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -22,6 +23,14 @@ class LogFile:
 
     def write_line(self, line: str) -> None:
         self.write(line if line.endswith("\n") else line + "\n")
+
+    @contextmanager
+    def appending(self) -> Iterator[Callable[[bytes], object]]:
+        """One open, unbuffered append handle for a stream of chunks (a container's output):
+        each chunk reaches the file at once, without reopening it per chunk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("ab", buffering=0) as handle:
+            yield handle.write
 
 
 def follow(

@@ -82,10 +82,6 @@ class TickReport:
     finished: int = 0
     runs_finished: list[tuple[str, str, RunState]] = field(default_factory=list)
 
-    @property
-    def did_work(self) -> bool:
-        return bool(self.runs_started or self.launched or self.finished or self.runs_finished)
-
 
 class Scheduler:
     """Executes queued runs on a container runtime."""

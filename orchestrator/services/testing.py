@@ -8,6 +8,7 @@ dependencies, in a scratch store that is thrown away, so nothing is recorded.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -83,20 +84,11 @@ def run_dag_test(
     when: datetime,
     conf: dict[str, Any],
     listener: SchedulerListener | None = None,
-    on_created: Any = None,
+    on_created: Callable[[str], object] | None = None,
 ) -> RunOutcome:
     """Record a `test` run of `spec` at `when` and execute it here."""
     with sessions.begin() as session:
-        taken = {r.run_id for r in run_store.list_runs(session, spec.dag_id)}
-        run = trigger_run(
-            session,
-            spec,
-            now=clock.now(),
-            conf=conf,
-            logical_date=when,
-            run_id=_free(f"test__{when.isoformat()}", taken),
-            run_type="test",
-        )
+        run = _queue_test_run(session, spec, clock, when, conf)
         run_pk, run_id = run.id, run.run_id
     if on_created is not None:
         on_created(run_id)
@@ -125,19 +117,27 @@ def run_task_test(
             sessions = make_session_factory(engine)
             with sessions.begin() as session:
                 upsert_dag(session, single, clock.now())
-                run = trigger_run(
-                    session,
-                    single,
-                    now=clock.now(),
-                    conf=conf,
-                    logical_date=when,
-                    run_id=f"test__{when.isoformat()}",
-                    run_type="test",
-                )
+                run = _queue_test_run(session, single, clock, when, conf)
                 run_pk = run.id
             return execute_run(scratch, sessions, runtime, clock, run_pk, listener)
         finally:
             engine.dispose()
+
+
+def _queue_test_run(
+    session: Session, spec: DagSpec, clock: Clock, when: datetime, conf: dict[str, Any]
+) -> DagRunRow:
+    """A `test` run at `when`, its id `test__<date>` (suffixed if that id is taken)."""
+    taken = {r.run_id for r in run_store.list_runs(session, spec.dag_id)}
+    return trigger_run(
+        session,
+        spec,
+        now=clock.now(),
+        conf=conf,
+        logical_date=when,
+        run_id=_free(f"test__{when.isoformat()}", taken),
+        run_type="test",
+    )
 
 
 def _free(wanted: str, taken: set[str]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
@@ -57,8 +57,6 @@ def tis_in_states(session: Session, states: Sequence[TaskState]) -> list[TaskIns
 
 
 def count_in_states(session: Session, states: Sequence[TaskState]) -> int:
-    from sqlalchemy import func
-
     return int(
         session.scalar(
             select(func.count())
