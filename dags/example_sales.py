@@ -26,7 +26,13 @@ with DAG(
     schedule="@daily",
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=5)},
+    default_args={
+        "retries": 1,
+        "retry_delay": timedelta(seconds=5),
+        "pull_policy": "never",  # the images are built locally (`orchestrator images build`)
+        "memory": "256m",
+        "execution_timeout": timedelta(minutes=5),
+    },
     params={"rows": Param(500, type="integer", description="orders to generate for the day")},
     tags=("example",),
     description="Generate, clean and aggregate a day of synthetic sales orders, then report.",
@@ -43,34 +49,24 @@ with DAG(
             f"{DAY_DIR}/raw",
         ],
         mounts=[f"{DATA_VOLUME}:/data"],
-        pull_policy="never",
-        memory="256m",
-        execution_timeout=timedelta(minutes=5),
     )
     clean = ContainerTask(
         task_id="clean",
         image="orchestrator/transform:latest",
         command=["clean", "--in", f"{DAY_DIR}/raw", "--out", f"{DAY_DIR}/clean"],
         mounts=[f"{DATA_VOLUME}:/data"],
-        pull_policy="never",
-        memory="256m",
-        execution_timeout=timedelta(minutes=5),
     )
     aggregate = ContainerTask(
         task_id="aggregate",
         image="orchestrator/transform:latest",
         command=["aggregate", "--in", f"{DAY_DIR}/clean", "--date", "{{ ds }}", "--top", "3"],
         mounts=[f"{DATA_VOLUME}:/data:ro"],
-        pull_policy="never",
-        memory="256m",
-        execution_timeout=timedelta(minutes=5),
     )
     report = ContainerTask(
         task_id="report",
         image="orchestrator/report:latest",
         command=["--title", "Sales report {{ ds }} (run {{ run_id }})", "--min-orders", "1"],
         environment={"SUMMARY": "{{ outputs.aggregate | tojson }}"},
-        pull_policy="never",
         memory="128m",
     )
 
