@@ -15,9 +15,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from orchestrator.sdk import DAG, ContainerTask, DockerOperator, Mount, Param, TaskGroup, chain
+    from orchestrator.sdk import (
+        DAG,
+        Command,
+        ContainerHook,
+        ContainerTask,
+        DockerOperator,
+        EmptyTask,
+        LatestOnly,
+        Mount,
+        Param,
+        TaskGroup,
+        TriggerRun,
+        WaitForRun,
+        Webhook,
+        chain,
+    )
 
-__all__ = ["DAG", "ContainerTask", "DockerOperator", "Mount", "Param", "TaskGroup", "chain"]
+__all__ = [
+    "DAG",
+    "Command",
+    "ContainerHook",
+    "ContainerTask",
+    "DockerOperator",
+    "EmptyTask",
+    "LatestOnly",
+    "Mount",
+    "Param",
+    "TaskGroup",
+    "TriggerRun",
+    "WaitForRun",
+    "Webhook",
+    "chain",
+]
 
 
 def __getattr__(name: str) -> Any:

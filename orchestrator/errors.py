@@ -11,6 +11,7 @@
     │   ├── TemplateError             a templated field failed to render (names task and field)
     │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
     │   ├── OutputError               the task's output file is not JSON or is too large
+    │   ├── PoolError                 a pool command was invalid (unknown pool, bad size, in use)
     │   └── ImageBuildError           making a base image or building a task image failed
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
@@ -70,6 +71,10 @@ class ImageUnavailable(UserError):
 
 class OutputError(UserError):
     """A task's output file is not a single JSON value, or is too large."""
+
+
+class PoolError(UserError):
+    """A pool cannot be created, changed or deleted as asked."""
 
 
 class ImageBuildError(UserError):

@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     dag_file_timeout: float = Field(default=30.0, gt=0)
     """Seconds a DAG file may take to import before it is recorded as an import error."""
     dag_reparse_interval: float = Field(default=30.0, gt=0)
-    """Seconds between re-reads of the DAG folder by the scheduler."""
+    """Seconds between full re-parses of the DAG folder by the scheduler (a safety net: changed
+    files are noticed sooner, see `dag_watch_interval`)."""
+    dag_watch_interval: float = Field(default=1.0, gt=0)
+    """Seconds between scans of the DAG folder for new, changed or deleted files (by their
+    modification time, size and inode); only changed files are parsed again."""
     stop_grace_period: float = Field(default=10.0, ge=0)
     """Seconds between SIGTERM and SIGKILL when a task times out or is stopped."""
     max_output_bytes: int = Field(default=1024 * 1024, gt=0)
@@ -41,6 +45,13 @@ class Settings(BaseSettings):
     """Threads making blocking Docker API calls (create, start, inspect, remove)."""
     trigger_poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between checks for runs queued by other processes (`dags trigger`)."""
+    max_map_length: int = Field(default=1024, ge=1)
+    """Most instances one mapped task may expand into; more fail the task."""
+    allow_command_notifiers: bool = True
+    """Whether `Command` notifiers may run programs on the scheduler's host (as its user). Turn
+    off where DAG authors should not run code there; such notifications are then refused."""
+    notification_workers: int = Field(default=4, ge=1)
+    """Threads delivering notifications (webhooks, commands, container hooks)."""
 
     @field_validator("home", "dags_folder", mode="after")
     @classmethod

@@ -15,6 +15,7 @@ _COLOURS = {
     TaskState.FAILED: typer.colors.RED,
     TaskState.UPSTREAM_FAILED: typer.colors.RED,
     TaskState.UP_FOR_RETRY: typer.colors.YELLOW,
+    TaskState.UP_FOR_RESCHEDULE: typer.colors.CYAN,
     TaskState.SKIPPED: typer.colors.MAGENTA,
 }
 

@@ -9,6 +9,7 @@ import typer
 
 from orchestrator.cli.console import ConsoleListener
 from orchestrator.cli.context import build_context, parse_date
+from orchestrator.cli.groups import collapse, groups_json, task_groups
 from orchestrator.cli.output import OutputFormat, emit
 from orchestrator.cli.rows import dag_row, import_error_row, run_row, ti_row
 from orchestrator.models.states import RunState
@@ -23,29 +24,44 @@ ConfOpt = Annotated[str | None, typer.Option("--conf", "-c", help="run conf, a J
 
 
 @app.command("list")
-def list_dags(output: OutputOpt = OutputFormat.table) -> None:
+def list_dags(
+    output: OutputOpt = OutputFormat.table,
+    show_all: Annotated[
+        bool, typer.Option("--all", "-a", help="also inactive DAGs (file gone; history kept)")
+    ] = False,
+) -> None:
     """Parse the DAG folder and list its DAGs and import errors."""
     ctx = build_context()
     ctx.sync_dags()
     with ctx.sessions() as session:
-        dags = [dag_row(r) for r in dag_store.list_dag_rows(session)]
+        rows = dag_store.list_dag_rows(session, include_inactive=show_all)
+        dags = [dag_row(r) for r in rows]
         errors = [import_error_row(r) for r in dag_store.list_import_errors(session)]
     if output == OutputFormat.json:
         typer.echo(json.dumps({"dags": dags, "import_errors": errors}, indent=2))
         return
-    emit(dags, ["dag_id", "schedule", "paused", "tasks", "fileloc"], output)
+    columns = ["dag_id", "schedule", "paused", "tasks", "fileloc"]
+    emit(dags, [*columns[:3], "active", *columns[3:]] if show_all else columns, output)
     for err in errors:
         typer.secho(f"\nimport error in {err['fileloc']}:", fg=typer.colors.RED, err=True)
         typer.echo(err["error"].rstrip(), err=True)
 
 
 @app.command("show")
-def show(dag_id: str, output: OutputOpt = OutputFormat.table) -> None:
-    """Show a DAG's tasks and dependencies."""
+def show(
+    dag_id: str,
+    output: OutputOpt = OutputFormat.table,
+    expand: Annotated[
+        bool, typer.Option("--expand", "-e", help="list every task of groups")
+    ] = False,
+) -> None:
+    """Show a DAG's tasks and dependencies (task groups as one line unless --expand)."""
     ctx = build_context()
     spec = ctx.load_dag(dag_id)
     if output == OutputFormat.json:
-        typer.echo(spec.model_dump_json(indent=2))
+        typer.echo(
+            json.dumps({**spec.model_dump(mode="json"), "groups": groups_json(spec)}, indent=2)
+        )
         return
     typer.echo(f"DAG {spec.dag_id}  ({spec.fileloc})")
     if spec.description:
@@ -53,13 +69,22 @@ def show(dag_id: str, output: OutputOpt = OutputFormat.table) -> None:
     rows = [
         {
             "task_id": t.task_id,
-            "image": t.image,
+            # tasks without a container show their kind instead
+            "image": (t.image or f"({t.kind.value})") + (" (branch)" if t.branch else ""),
             "upstream": ", ".join(t.upstream_task_ids),
+            "trigger_rule": t.trigger_rule.value,
             "retries": t.retries,
         }
         for t in spec.tasks
     ]
-    emit(rows, ["task_id", "image", "upstream", "retries"], output)
+    if not expand:
+        rows = collapse(
+            rows,
+            task_groups(spec),
+            upstream_key="upstream",
+            shared_keys=("image", "trigger_rule", "retries"),
+        )
+    emit(rows, ["task_id", "image", "upstream", "trigger_rule", "retries"], output)
 
 
 @app.command("trigger")
@@ -117,7 +142,7 @@ def test(
     typer.echo("")
     emit(
         rows,
-        ["task_id", "state", "try_number", "exit_code", "output", "state_detail"],
+        ["task_id", "map_index", "state", "try_number", "exit_code", "output", "state_detail"],
         OutputFormat.table,
     )
     if outcome.state != RunState.SUCCESS:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import dags, images, runs, tasks
+from orchestrator.cli import dags, images, pools, runs, tasks
 from orchestrator.cli.context import build_context
 from orchestrator.errors import OrchestratorError
 
@@ -27,6 +27,7 @@ app.add_typer(dags.app, name="dags")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(runs.app, name="runs")
 app.add_typer(images.app, name="images", help="Make base images and build task images.")
+app.add_typer(pools.app, name="pools")
 
 
 @db_app.command("upgrade")

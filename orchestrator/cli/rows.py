@@ -21,6 +21,7 @@ def dag_row(row: DagRow) -> dict[str, Any]:
         "dag_id": row.dag_id,
         "fileloc": row.fileloc,
         "paused": row.is_paused,
+        "active": row.is_active,
         "schedule": schedule,
         "tags": spec.get("tags", []),
         "tasks": len(spec.get("tasks", [])),
@@ -51,6 +52,7 @@ def ti_row(ti: TaskInstanceRow) -> dict[str, Any]:
     return {
         "task_id": ti.task_id,
         "map_index": ti.map_index,
+        "map_values": ti.map_values,
         "state": ti.state,
         "try_number": ti.try_number,
         "exit_code": ti.exit_code,

@@ -1,4 +1,4 @@
-"""`orchestrator tasks ...`: test one task, render its templates, read its logs."""
+"""`orchestrator tasks ...`: test one task, render its templates, read its logs, mark it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.cli.clearing import mark_task_command
 from orchestrator.cli.console import ConsoleListener
 from orchestrator.cli.context import build_context, fail, parse_date
 from orchestrator.cli.output import OutputFormat
@@ -26,6 +27,7 @@ from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 
 app = typer.Typer(help="Test, render and read the logs of single tasks.", no_args_is_help=True)
+app.command("mark")(mark_task_command)
 
 DateArg = Annotated[str | None, typer.Argument(help="logical date (default: now)")]
 ConfOpt = Annotated[str | None, typer.Option("--conf", "-c", help="run conf, a JSON object")]

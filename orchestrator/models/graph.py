@@ -93,3 +93,40 @@ def _find_cycle(nodes: list[str], downstream: Mapping[str, list[str]]) -> list[s
             on_path.add(child)
             branches.append(iter(downstream[child]))
     raise AssertionError("no cycle among nodes that a topological sort could not order")
+
+
+def branch_joins(spec: DagSpec) -> dict[str, str]:
+    """Joins after branches: `{task id: branch task id}`.
+
+    A join after branch task B is a task with two or more direct upstream tasks on different
+    paths out of B (B itself counts as one path: `B >> [a, join]`, `a >> join`). Under the
+    default `all_success` rule such a join would always be skipped, since B skips one path.
+    """
+    children: dict[str, list[str]] = {t.task_id: [] for t in spec.tasks}
+    for task in spec.tasks:
+        for upstream_id in task.upstream_task_ids:
+            children.setdefault(upstream_id, []).append(task.task_id)
+    joins: dict[str, str] = {}
+    for branch in (t for t in spec.tasks if t.branch):
+        entries: dict[str, set[str]] = {branch.task_id: {branch.task_id}}
+        for child in children[branch.task_id]:
+            for reached in _descendants_or_self(child, children):
+                entries.setdefault(reached, set()).add(child)
+        for task in spec.tasks:
+            if task.task_id == branch.task_id or task.task_id in joins:
+                continue
+            paths = [entries[u] for u in task.upstream_task_ids if u in entries]
+            if len(paths) >= 2 and len(set().union(*paths)) >= 2:
+                joins[task.task_id] = branch.task_id
+    return joins
+
+
+def _descendants_or_self(task_id: str, children: Mapping[str, list[str]]) -> set[str]:
+    seen = {task_id}
+    pending = [task_id]
+    while pending:
+        for child in children.get(pending.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                pending.append(child)
+    return seen

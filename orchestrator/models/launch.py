@@ -17,9 +17,10 @@ LABEL_RUN = "orch.run_id"
 LABEL_TASK = "orch.task_id"
 LABEL_MAP_INDEX = "orch.map_index"
 LABEL_TRY = "orch.try_number"
+LABEL_POKE = "orch.poke"  # sensors only: which poke of the try
 
 #: Labels that say which attempt a container runs.
-IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY)
+IDENTITY_LABELS = (LABEL_DAG, LABEL_RUN, LABEL_TASK, LABEL_MAP_INDEX, LABEL_TRY, LABEL_POKE)
 
 #: Where the per-attempt output directory is mounted inside every task container.
 OUTPUT_DIR_IN_CONTAINER = "/orch/output"

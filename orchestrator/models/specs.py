@@ -11,9 +11,15 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from orchestrator.models.mapping import MappableField, MapSource
+from orchestrator.models.notifiers import Notifier, notifier_tuple
+from orchestrator.models.sensors import SensorSpec
+from orchestrator.models.states import RunState, TaskState
 
 DEFAULT_RETRY_DELAY = timedelta(minutes=5)
+DEFAULT_POOL = "default_pool"
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -67,6 +73,14 @@ class TriggerRule(StrEnum):
     ALWAYS = "always"  # no dependency at all: runs as soon as the run starts
 
 
+class WeightRule(StrEnum):
+    """How a task's effective priority is computed from `priority_weight` (Airflow's names)."""
+
+    DOWNSTREAM = "downstream"  # own weight + all downstream tasks' weights (the default)
+    UPSTREAM = "upstream"  # own weight + all upstream tasks' weights
+    ABSOLUTE = "absolute"  # own weight only
+
+
 class Mount(Spec):
     """A bind mount, a named volume or a tmpfs, as the container sees it.
 
@@ -110,11 +124,30 @@ class Mount(Spec):
 
 
 class ParamSpec(Spec):
-    """A run parameter: a default, an optional JSON type, a description."""
+    """A run parameter: a default, an optional JSON type, a description, and constraints
+    (`enum`; `minimum`/`maximum` for numbers; `min_length`/`max_length` for strings and
+    arrays). Run conf is validated against it (see `models.params`)."""
 
     default: Any = None
     type: Literal["string", "integer", "number", "boolean", "array", "object", "null"] | None = None
     description: str | None = None
+    enum: tuple[Any, ...] | None = None
+    minimum: int | float | None = None
+    maximum: int | float | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _constraints_fit_the_type(self) -> ParamSpec:
+        bounds = self.minimum is not None or self.maximum is not None
+        if bounds and self.type not in ("integer", "number"):
+            raise ValueError("minimum and maximum need type 'integer' or 'number'")
+        lengths = self.min_length is not None or self.max_length is not None
+        if lengths and self.type not in ("string", "array"):
+            raise ValueError("min_length and max_length need type 'string' or 'array'")
+        if self.enum is not None and not self.enum:
+            raise ValueError("enum must list at least one value")
+        return self
 
 
 class CronSchedule(Spec):
@@ -134,11 +167,126 @@ class DeltaSchedule(Spec):
 Schedule = Annotated[CronSchedule | DeltaSchedule, Field(discriminator="kind")]
 
 
+class TaskKind(StrEnum):
+    """What executes a task: a container, or the scheduler itself (no container, no slot)."""
+
+    CONTAINER = "container"  # runs `image` as a container (the default)
+    EMPTY = "empty"  # a no-op, e.g. a join; succeeds at once (Airflow's EmptyOperator)
+    LATEST_ONLY = "latest_only"  # skips its direct children unless the run is the latest
+    TRIGGER_RUN = "trigger_run"  # creates a run of another DAG (Airflow's TriggerDagRunOperator)
+    WAIT_FOR_RUN = "wait_for_run"  # waits for another DAG's task or run (ExternalTaskSensor)
+
+
+#: States a `WaitForRun` on a task may name, and those one on a whole run may name.
+_TASK_STATE_NAMES = frozenset(state.value for state in TaskState)
+_RUN_STATE_NAMES = frozenset(state.value for state in RunState)
+DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
+DEFAULT_WAIT_TIMEOUT = timedelta(days=7)
+
+
+def _as_timedelta(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    return value
+
+
+class TriggerRunSpec(Spec):
+    """Settings of a `trigger_run` task: which DAG to start, with what, and whether to wait.
+
+    `conf` string values (at any depth), `run_id` and `logical_date` are templates rendered
+    with this task's context when the task runs.
+    """
+
+    dag_id: Annotated[str, Field(pattern=ID_PATTERN, max_length=250)]
+    conf: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = None
+    logical_date: str | None = None
+    wait: bool = False
+    poke_interval: timedelta = DEFAULT_POKE_INTERVAL
+
+    @field_validator("poke_interval", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return _as_timedelta(value)
+
+    @field_validator("poke_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"poke_interval must be positive, got {value}")
+        return value
+
+
+class WaitForRunSpec(Spec):
+    """Settings of a `wait_for_run` task: the other DAG's task (or whole run) to wait for.
+
+    The matching run is the other DAG's run whose logical date equals this run's logical date
+    minus `execution_delta`, or the rendered `execution_date` template (an ISO 8601 date).
+    """
+
+    dag_id: Annotated[str, Field(pattern=ID_PATTERN, max_length=250)]
+    task_id: Annotated[str, Field(pattern=ID_PATTERN, max_length=250)] | None = None
+    execution_delta: timedelta | None = None
+    execution_date: str | None = None
+    allowed_states: tuple[str, ...] = ("success",)
+    failed_states: tuple[str, ...] = ("failed", "upstream_failed")
+    poke_interval: timedelta = DEFAULT_POKE_INTERVAL
+    timeout: timedelta = DEFAULT_WAIT_TIMEOUT
+
+    @field_validator("execution_delta", "poke_interval", "timeout", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return _as_timedelta(value)
+
+    @field_validator("poke_interval", "timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"must be positive, got {value}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _run_failed_states(cls, data: Any) -> Any:
+        """A wait for a whole run fails by default when the run failed (runs have no
+        `upstream_failed`)."""
+        if isinstance(data, dict) and data.get("task_id") is None:
+            return {"failed_states": ("failed",), **data}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> WaitForRunSpec:
+        if self.execution_delta is not None and self.execution_date is not None:
+            raise ValueError("give execution_delta or execution_date, not both")
+        names = _TASK_STATE_NAMES if self.task_id is not None else _RUN_STATE_NAMES
+        what = "task" if self.task_id is not None else "run"
+        for field in ("allowed_states", "failed_states"):
+            for state in getattr(self, field):
+                if state not in names:
+                    raise ValueError(
+                        f"{field}: {state!r} is not a {what} state; use one of "
+                        f"{', '.join(sorted(names))}"
+                    )
+        if not self.allowed_states:
+            raise ValueError("allowed_states must name at least one state")
+        both = set(self.allowed_states) & set(self.failed_states)
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} cannot be both allowed and failed")
+        return self
+
+
 class TaskSpec(Spec):
-    """One container task, as declared (templates unrendered)."""
+    """One task, as declared (templates unrendered).
+
+    Most tasks run a container (`kind="container"`, which needs an `image`). The other kinds
+    run inside the scheduler, without a container or a slot, and carry their settings in the
+    nested spec named after the kind (`trigger_run`, `wait_for_run`). A container task with
+    `branch=True` chooses, by its output, which of its direct children run.
+    """
 
     task_id: Annotated[str, Field(pattern=ID_PATTERN, max_length=250)]
-    image: str
+    kind: TaskKind = TaskKind.CONTAINER
+    image: str = ""
     command: str | tuple[str, ...] | None = None
     entrypoint: str | tuple[str, ...] | None = None
     environment: dict[str, str] = Field(default_factory=dict)
@@ -158,15 +306,77 @@ class TaskSpec(Spec):
     skip_exit_codes: tuple[int, ...] = ()
     params: dict[str, ParamSpec] = Field(default_factory=dict)
     trigger_rule: TriggerRule = TriggerRule.ALL_SUCCESS
+    #: Wait until this task succeeded or was skipped in the DAG's previous run (by logical date).
+    depends_on_past: bool = False
     upstream_task_ids: tuple[str, ...] = ()
     group_id: str | None = None
     doc: str | None = None
+    branch: bool = False
+    trigger_run: TriggerRunSpec | None = None
+    wait_for_run: WaitForRunSpec | None = None
+    #: Dynamic task mapping: the fields this task expands over (see `models.mapping`).
+    expand: dict[MappableField, MapSource] = Field(default_factory=dict)
+    sensor: SensorSpec | None = None  # set: a sensor task (see `orchestrator.models.sensors`)
+    pool: str = DEFAULT_POOL
+    pool_slots: int = 1
+    priority_weight: int = Field(default=1, ge=-(2**31), lt=2**31)
+    weight_rule: WeightRule = WeightRule.DOWNSTREAM
+    max_active_tis_per_dag: int | None = None
+    on_success: tuple[Notifier, ...] = ()
+    on_failure: tuple[Notifier, ...] = ()
+    on_retry: tuple[Notifier, ...] = ()
+    sla: timedelta | None = None  # must have succeeded this long after the run was due
 
-    @field_validator("image")
+    @field_validator("on_success", "on_failure", "on_retry", mode="before")
     @classmethod
-    def _image_given(cls, value: str) -> str:
-        if not value or not value.strip():
-            raise ValueError("image is required: name the container image this task runs")
+    def _notifiers(cls, value: Any) -> Any:
+        return notifier_tuple(value)
+
+    @field_validator("sla", mode="before")
+    @classmethod
+    def _sla(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = timedelta(seconds=value)
+        if isinstance(value, timedelta) and value <= timedelta(0):
+            raise ValueError(f"sla must be a positive duration, got {value.total_seconds():g}s")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> TaskSpec:
+        if self.kind == TaskKind.CONTAINER:
+            if not self.image or not self.image.strip():
+                raise ValueError("image is required: name the container image this task runs")
+        elif self.image:
+            raise ValueError(f"a {self.kind.value} task runs no container: it takes no image")
+        if self.branch and self.kind != TaskKind.CONTAINER:
+            raise ValueError("branch=True is for container tasks only")
+        if self.expand and self.kind != TaskKind.CONTAINER:
+            raise ValueError(f"a {self.kind.value} task cannot be mapped: only container tasks")
+        for kind, settings in (
+            (TaskKind.TRIGGER_RUN, self.trigger_run),
+            (TaskKind.WAIT_FOR_RUN, self.wait_for_run),
+        ):
+            if (self.kind == kind) != (settings is not None):
+                raise ValueError(f"`{kind.value}` settings go with kind {kind.value!r} only")
+        return self
+
+    @field_validator("pool")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        return check_pool_name(value)
+
+    @field_validator("pool_slots")
+    @classmethod
+    def _pool_slots_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (the slots the task takes), got {value}")
+        return value
+
+    @field_validator("max_active_tis_per_dag")
+    @classmethod
+    def _task_limit_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"must be at least 1 (or None: unlimited), got {value}")
         return value
 
     @field_validator("cpus")
@@ -202,6 +412,28 @@ class TaskSpec(Spec):
             return timedelta(seconds=value)
         return value
 
+    @field_validator("sensor")
+    @classmethod
+    def _not_ready_is_not_a_skip(
+        cls, value: SensorSpec | None, info: ValidationInfo
+    ) -> SensorSpec | None:
+        if value is not None and value.not_ready_exit_code in info.data.get("skip_exit_codes", ()):
+            raise ValueError(
+                f"not_ready_exit_code {value.not_ready_exit_code} is also in skip_exit_codes:"
+                " one exit code cannot mean both 'not yet' and 'skipped'"
+            )
+        return value
+
+
+def check_pool_name(name: str) -> str:
+    """A pool name as given, or ValueError saying what a pool name may contain."""
+    if not re.match(ID_PATTERN, name) or len(name) > 250:
+        raise ValueError(
+            f"pool name {name!r} may contain only letters, digits, '_', '.' and '-' (at most 250"
+            " characters), and must not start with '.' or '-'"
+        )
+    return name
+
 
 def _env_str(value: Any) -> str:
     if isinstance(value, bool):
@@ -223,6 +455,23 @@ class DagSpec(Spec):
     tags: tuple[str, ...] = ()
     description: str | None = None
     tasks: tuple[TaskSpec, ...] = ()
+    max_active_tasks: int = 16
+
+    @field_validator("max_active_tasks")
+    @classmethod
+    def _max_active_tasks_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    on_success: tuple[Notifier, ...] = ()
+    on_failure: tuple[Notifier, ...] = ()
+    on_sla_miss: tuple[Notifier, ...] = ()
+
+    @field_validator("on_success", "on_failure", "on_sla_miss", mode="before")
+    @classmethod
+    def _notifiers(cls, value: Any) -> Any:
+        return notifier_tuple(value)
 
     def task(self, task_id: str) -> TaskSpec:
         """The task with this id; KeyError if none."""

@@ -43,18 +43,51 @@ FAILED_TASK_STATES = frozenset({TaskState.FAILED, TaskState.UPSTREAM_FAILED})
 
 _T = TaskState
 TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    _T.NONE: frozenset({_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED, _T.FAILED}),
+    # NONE -> SUCCESS: a mapped task's summary row, once all its instances succeeded
+    _T.NONE: frozenset(
+        {_T.SCHEDULED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.REMOVED, _T.FAILED, _T.SUCCESS}
+    ),
     _T.SCHEDULED: frozenset(
-        {_T.QUEUED, _T.FAILED, _T.UPSTREAM_FAILED, _T.SKIPPED, _T.NONE, _T.REMOVED, _T.UP_FOR_RETRY}
+        {
+            _T.QUEUED,
+            _T.FAILED,
+            _T.UPSTREAM_FAILED,
+            _T.SKIPPED,
+            _T.NONE,
+            _T.REMOVED,
+            _T.UP_FOR_RETRY,
+            _T.SUCCESS,
+        }
     ),
     _T.QUEUED: frozenset(
-        {_T.RUNNING, _T.FAILED, _T.UP_FOR_RETRY, _T.SCHEDULED, _T.NONE, _T.SUCCESS, _T.SKIPPED}
+        {
+            _T.RUNNING,
+            _T.FAILED,
+            _T.UP_FOR_RETRY,
+            _T.SCHEDULED,
+            _T.NONE,
+            _T.SUCCESS,
+            _T.SKIPPED,
+            _T.REMOVED,  # its task left the DAG while the container was being made
+        }
     ),
     _T.RUNNING: frozenset(
-        {_T.SUCCESS, _T.FAILED, _T.UP_FOR_RETRY, _T.UP_FOR_RESCHEDULE, _T.SKIPPED, _T.NONE}
+        {
+            _T.SUCCESS,
+            _T.FAILED,
+            _T.UP_FOR_RETRY,
+            _T.UP_FOR_RESCHEDULE,
+            _T.SKIPPED,
+            _T.NONE,
+            _T.REMOVED,  # its task left the DAG while the container ran; recorded at exit
+        }
     ),
-    _T.UP_FOR_RETRY: frozenset({_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED}),
-    _T.UP_FOR_RESCHEDULE: frozenset({_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED}),
+    _T.UP_FOR_RETRY: frozenset(
+        {_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED, _T.SKIPPED}
+    ),
+    _T.UP_FOR_RESCHEDULE: frozenset(
+        {_T.SCHEDULED, _T.FAILED, _T.NONE, _T.SUCCESS, _T.REMOVED, _T.SKIPPED}
+    ),
     _T.SUCCESS: frozenset({_T.NONE, _T.FAILED}),
     _T.FAILED: frozenset({_T.NONE, _T.SUCCESS}),
     _T.UPSTREAM_FAILED: frozenset({_T.NONE, _T.SUCCESS, _T.FAILED}),
@@ -78,7 +111,7 @@ class RunState(StrEnum):
 
 _R = RunState
 RUN_TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    _R.QUEUED: frozenset({_R.RUNNING, _R.FAILED}),
+    _R.QUEUED: frozenset({_R.RUNNING, _R.FAILED, _R.SUCCESS}),
     _R.RUNNING: frozenset({_R.SUCCESS, _R.FAILED, _R.QUEUED}),
     _R.SUCCESS: frozenset({_R.QUEUED, _R.RUNNING, _R.FAILED}),
     _R.FAILED: frozenset({_R.QUEUED, _R.RUNNING, _R.SUCCESS}),

@@ -71,8 +71,17 @@ def describe_failure(end: AttemptEnd) -> str | None:
     return None
 
 
-def outcome(task: TaskSpec, end: AttemptEnd, try_number: int, now: datetime) -> Outcome:
-    """Decide the state after an attempt ended."""
+def outcome(
+    task: TaskSpec, end: AttemptEnd, try_number: int, now: datetime, max_tries: int | None = None
+) -> Outcome:
+    """Decide the state after an attempt ended.
+
+    A failed attempt is retried while `try_number <= max_tries` (the task instance's
+    `max_tries`, at least `task.retries`). Clearing raises `max_tries` to
+    `try_number + retries`, so a cleared task gets a fresh round of retries.
+    """
+    limit = task.retries if max_tries is None else max(max_tries, task.retries)
+    used_before = limit - task.retries  # attempts made before this round of retries
     failure = describe_failure(end)
     if failure is None:
         return Outcome(TaskState.SUCCESS, "exited 0")
@@ -83,9 +92,10 @@ def outcome(task: TaskSpec, end: AttemptEnd, try_number: int, now: datetime) -> 
         and end.exit_code in task.skip_exit_codes
     ):
         return Outcome(TaskState.SKIPPED, f"exited {end.exit_code} (a skip exit code)")
-    if try_number <= task.retries:
-        delay = retry_delay(task, try_number)
-        detail = f"{failure}; retry {try_number} of {task.retries} in {_fmt(delay)}"
+    if try_number <= limit:
+        retry = max(try_number - used_before, 1)
+        delay = retry_delay(task, retry)
+        detail = f"{failure}; retry {retry} of {task.retries} in {_fmt(delay)}"
         return Outcome(TaskState.UP_FOR_RETRY, detail, now + delay)
     if task.retries:
         failure = f"{failure}; no retries left ({task.retries} used)"

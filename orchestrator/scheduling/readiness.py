@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from orchestrator.models.specs import DagSpec
+from orchestrator.models.specs import DagSpec, TaskKind
 from orchestrator.models.states import (
     FAILED_TASK_STATES,
     FINISHED_TASK_STATES,
@@ -25,6 +25,8 @@ class TaskView:
 
     state: TaskState
     next_try_at: datetime | None = None
+    #: A mapped task's instances' states: downstream trigger rules count each of them.
+    instances: tuple[TaskState, ...] = ()
 
 
 @dataclass
@@ -36,24 +38,44 @@ class Decisions:
     skip: list[str] = field(default_factory=list)  # skipped because upstream skipped
 
 
-def decide(spec: DagSpec, tis: Mapping[str, TaskView], now: datetime) -> Decisions:
+def decide(
+    spec: DagSpec,
+    tis: Mapping[str, TaskView],
+    now: datetime,
+    previous: Mapping[str, TaskState] | None = None,
+) -> Decisions:
     """Decide which tasks of one run change state now.
 
     Each waiting task's trigger rule decides from its direct upstream tasks' states (see
-    `trigger_rules`). Tasks waiting out a retry delay are rescheduled once it passed.
+    `trigger_rules`), ignoring upstream tasks that were removed from the DAG (as Airflow
+    does: a removed task never blocks its downstream). Tasks waiting out a retry delay, and
+    sensors waiting for their next poke (`up_for_reschedule`), are scheduled again once their
+    `next_try_at` passed. `previous` holds the task states of the DAG's previous run (by
+    logical date; None if there is none): see `past_allows`.
     """
     decisions = Decisions()
     for task in spec.tasks:
         view = tis.get(task.task_id)
         if view is None:
             continue
-        if view.state == TaskState.UP_FOR_RETRY:
+        if view.state in (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE):
+            # tasks without a container re-check themselves from up_for_reschedule
+            rechecks_itself = task.kind != TaskKind.CONTAINER
+            if view.state == TaskState.UP_FOR_RESCHEDULE and rechecks_itself:
+                continue
             if view.next_try_at is None or view.next_try_at <= now:
                 decisions.schedule.append(task.task_id)
             continue
         if view.state != TaskState.NONE:
             continue
-        upstream = UpstreamCounts.of(tis[u].state for u in task.upstream_task_ids if u in tis)
+        if task.depends_on_past and not past_allows(previous, task.task_id):
+            continue
+        upstream = UpstreamCounts.of(
+            state
+            for u in task.upstream_task_ids
+            if u in tis and tis[u].state != TaskState.REMOVED  # a removed task never blocks
+            for state in (tis[u].instances or (tis[u].state,))
+        )
         outcome = verdict(task.trigger_rule, upstream)
         if outcome == Verdict.RUN:
             decisions.schedule.append(task.task_id)
@@ -62,6 +84,18 @@ def decide(spec: DagSpec, tis: Mapping[str, TaskView], now: datetime) -> Decisio
         elif outcome == Verdict.SKIP:
             decisions.skip.append(task.task_id)
     return decisions
+
+
+def past_allows(previous: Mapping[str, TaskState] | None, task_id: str) -> bool:
+    """`depends_on_past`: whether the task's instance in the previous run lets it start.
+
+    It does once it is `success` or `skipped`. The first run ever (no previous run), and a
+    previous run without this task (it was added since), do not block. Until then the task
+    stays `none`; its trigger rule is only asked afterwards.
+    """
+    if previous is None or task_id not in previous:
+        return True
+    return previous[task_id] in (TaskState.SUCCESS, TaskState.SKIPPED)
 
 
 def run_outcome(spec: DagSpec | None, tis: Mapping[str, TaskView]) -> RunState | None:

@@ -6,15 +6,17 @@ Decisions recorded here:
 - Naive dates are read in the DAG's timezone and stored as UTC, by `pendulum.datetime`'s rules:
   a wall time skipped by a DST change moves forward (02:30 -> 03:30), an ambiguous one is taken
   after the change. A `date` means midnight of that day; ISO strings are accepted too.
-- A `Param` default of None means "no default: must be supplied when the run is triggered";
-  any other default must match the declared JSON type and be JSON-serializable.
+- A `Param` default of None with a declared type (other than "null") means "no default: must
+  be supplied when the run is triggered"; any other default must be JSON-serializable and
+  satisfy its own declaration (type, enum, bounds, lengths). A scheduled DAG cannot have
+  such required params (its scheduled runs have no conf to supply them), as in Airflow.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal
@@ -22,6 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from orchestrator.errors import DagDefinitionError
+from orchestrator.models.params import default_problems, is_required
 from orchestrator.models.specs import CronSchedule, DeltaSchedule, ParamSpec
 
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object", "null"]
@@ -31,15 +34,23 @@ DateArg = datetime | date | str | None
 
 @dataclass(frozen=True)
 class Param:
-    """A run parameter with a default, an optional JSON type and a description.
+    """A run parameter with a default, an optional JSON type, a description and constraints.
 
-    `params={"limit": Param(100, type="integer", description="rows per batch")}`; a plain
-    value (`params={"limit": 100}`) is a Param with that default and no type.
+    `params={"limit": Param(100, type="integer", minimum=1, description="rows per batch")}`;
+    a plain value (`params={"limit": 100}`) is a Param with that default and no type.
+    `enum` lists the allowed values; `minimum`/`maximum` bound numbers; `min_length`/
+    `max_length` bound strings and arrays. `Param(type="string")` (no default) is required:
+    every run must give it in its conf.
     """
 
     default: Any = None
     type: ParamType | None = None
     description: str | None = None
+    enum: Sequence[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
 
 
 def closest(name: str, choices: Iterable[str]) -> str:
@@ -198,21 +209,42 @@ def to_param_specs(where: str, params: Mapping[str, Any] | None) -> dict[str, Pa
         if not isinstance(name, str) or not name:
             raise DagDefinitionError(f"{where}: param names must be non-empty strings: {name!r}")
         if isinstance(value, ParamSpec):
-            param = Param(value.default, value.type, value.description)
-        elif isinstance(value, Param):
-            param = value
-        else:
-            param = Param(value)
+            _check_param(f"{where}: param '{name}'", Param(value.default, value.type))
+            specs[name] = value
+            continue
+        param = value if isinstance(value, Param) else Param(value)
         _check_param(f"{where}: param '{name}'", param)
         try:
             specs[name] = ParamSpec(
-                default=param.default, type=param.type, description=param.description
+                default=param.default,
+                type=param.type,
+                description=param.description,
+                enum=tuple(param.enum) if param.enum is not None else None,
+                minimum=param.minimum,
+                maximum=param.maximum,
+                min_length=param.min_length,
+                max_length=param.max_length,
             )
         except ValidationError as exc:
             raise DagDefinitionError(
                 describe_validation_error(f"{where}: param '{name}'", exc)
             ) from None
+    problems = default_problems(specs)
+    if problems:
+        raise DagDefinitionError(
+            f"{where}: {problems[0]}; fix the default or the param's declaration"
+        )
     return specs
+
+
+def check_required_params(where: str, scheduled: bool, params: Mapping[str, ParamSpec]) -> None:
+    """A scheduled DAG's params all need defaults: its scheduled runs have no conf."""
+    required = [name for name, param in params.items() if is_required(param)]
+    if scheduled and required:
+        raise DagDefinitionError(
+            f"{where}: param '{required[0]}' has no default, but the DAG has a schedule and its"
+            " scheduled runs have no conf to supply it; give it a default or set schedule=None"
+        )
 
 
 def _check_param(where: str, param: Param) -> None:

@@ -13,9 +13,11 @@ from orchestrator.errors import DagDefinitionError
 from orchestrator.models.graph import topological_order
 from orchestrator.models.specs import DagSpec
 from orchestrator.sdk import context
+from orchestrator.sdk.branching import with_join_rules
 from orchestrator.sdk.convert import (
     DateArg,
     ScheduleArg,
+    check_required_params,
     closest,
     describe_validation_error,
     timezone_name,
@@ -23,6 +25,8 @@ from orchestrator.sdk.convert import (
     to_schedule,
     to_utc,
 )
+from orchestrator.sdk.notifiers import NotifierArg, to_notifiers
+from orchestrator.sdk.sensors import SENSOR_ARGUMENTS
 
 if TYPE_CHECKING:
     from orchestrator.sdk.group import TaskGroup
@@ -51,7 +55,19 @@ TASK_ARGUMENTS = frozenset(
         "skip_exit_codes",
         "params",
         "trigger_rule",
+        "depends_on_past",
         "doc",
+        "branch",
+        *SENSOR_ARGUMENTS,
+        "pool",
+        "pool_slots",
+        "priority_weight",
+        "weight_rule",
+        "max_active_tis_per_dag",
+        "on_success",
+        "on_failure",
+        "on_retry",
+        "sla",
     }
 )
 
@@ -75,7 +91,13 @@ class DAG:
     and `end_date` are read in `timezone` and stored in UTC. `default_args` are keyword
     arguments given to every task unless the task passes its own. `params` maps names to
     defaults or `Param`s. With the decorator form, the function's docstring is the DAG's
-    description unless one is given.
+    description unless one is given. `max_active_tasks` caps the task instances of this DAG
+    that hold a slot (queued or running) at once, over all its runs.
+
+    `on_success` and `on_failure` notify when a run finishes in that state, `on_sla_miss` when
+    a task misses its `sla`: each takes a notifier (`Webhook`, `Command`, `ContainerHook`) or
+    a list of them. Task-level `on_success`, `on_failure`, `on_retry` and `sla` go on tasks
+    or in `default_args`.
     """
 
     def __init__(
@@ -90,6 +112,10 @@ class DAG:
         tags: Iterable[str] = (),
         description: str | None = None,
         timezone: str | tzinfo = "UTC",
+        max_active_tasks: int = 16,
+        on_success: NotifierArg = None,
+        on_failure: NotifierArg = None,
+        on_sla_miss: NotifierArg = None,
     ) -> None:
         where = f"DAG '{dag_id}'"
         tz = timezone_name(where, timezone)
@@ -111,9 +137,14 @@ class DAG:
                 params=to_param_specs(where, params),
                 tags=(tags,) if isinstance(tags, str) else tuple(tags),
                 description=description,
+                max_active_tasks=max_active_tasks,
+                on_success=to_notifiers(where, "on_success", on_success),
+                on_failure=to_notifiers(where, "on_failure", on_failure),
+                on_sla_miss=to_notifiers(where, "on_sla_miss", on_sla_miss),
             )
         except ValidationError as exc:
             raise DagDefinitionError(describe_validation_error(where, exc)) from None
+        check_required_params(where, self._spec.schedule is not None, self._spec.params)
         self._tasks: dict[str, ContainerTask] = {}
         self._groups: dict[str, TaskGroup] = {}
         self.declared_at = context.caller_location()
@@ -169,13 +200,16 @@ class DAG:
 
     def to_spec(self, fileloc: str = "") -> DagSpec:
         """The validated, serializable form: tasks in topological order (ties in declaration
-        order), upstream ids sorted. Raises DagDefinitionError on a cycle."""
+        order), upstream ids sorted, joins after branches given their rule (see `branching`).
+        Raises DagDefinitionError on a cycle."""
         draft = self._spec.model_copy(
             update={"fileloc": fileloc, "tasks": tuple(t.to_spec() for t in self._tasks.values())}
         )
         by_id = {task.task_id: task for task in draft.tasks}
         ordered = tuple(by_id[task_id] for task_id in topological_order(draft))
-        return self._spec.model_copy(update={"fileloc": fileloc, "tasks": ordered})
+        spec = self._spec.model_copy(update={"fileloc": fileloc, "tasks": ordered})
+        explicit = {t.task_id for t in self._tasks.values() if t.trigger_rule_given}
+        return with_join_rules(spec, explicit)
 
     def __enter__(self) -> DAG:
         context.push_dag(self)

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from pydantic import ValidationError
 
 from orchestrator.errors import DagDefinitionError
-from orchestrator.models.specs import ID_PATTERN, Mount, PullPolicy, TaskSpec, TriggerRule
+from orchestrator.models.specs import (
+    ID_PATTERN,
+    Mount,
+    PullPolicy,
+    TaskSpec,
+    TriggerRule,
+    WeightRule,
+)
 from orchestrator.sdk import context
 from orchestrator.sdk.convert import closest, describe_validation_error, to_param_specs
 from orchestrator.sdk.dag import DAG, TASK_ARGUMENTS
 from orchestrator.sdk.deps import DependencyMixin
+from orchestrator.sdk.mapping import PartialTask, TaskOutput
+from orchestrator.sdk.notifiers import TASK_NOTIFIER_ARGUMENTS, NotifierArg, to_notifiers
+from orchestrator.sdk.sensors import take_sensor_spec
+
+if TYPE_CHECKING:
+    from orchestrator.sdk.group import TaskGroup
 
 
 class TaskArgs(TypedDict, total=False):
@@ -40,7 +53,24 @@ class TaskArgs(TypedDict, total=False):
     skip_exit_codes: Sequence[int]
     params: Mapping[str, Any] | None
     trigger_rule: TriggerRule | str
+    depends_on_past: bool
     doc: str | None
+    branch: bool
+    sensor: bool
+    poke_interval: timedelta | float | None
+    timeout: timedelta | float | None
+    mode: Literal["poke", "reschedule"] | None
+    not_ready_exit_code: int | None
+    soft_fail: bool | None
+    pool: str
+    pool_slots: int
+    priority_weight: int
+    weight_rule: WeightRule | Literal["downstream", "upstream", "absolute"]
+    max_active_tis_per_dag: int | None
+    on_success: NotifierArg
+    on_failure: NotifierArg
+    on_retry: NotifierArg
+    sla: timedelta | float | None
     dag: DAG | None
 
 
@@ -58,6 +88,12 @@ _NONE_MEANS_UNSET = frozenset(
         "skip_exit_codes",
         "params",
         "trigger_rule",
+        "branch",
+        "depends_on_past",
+        "pool",
+        "pool_slots",
+        "priority_weight",
+        "weight_rule",
     }
 )
 
@@ -72,31 +108,18 @@ class ContainerTask(DependencyMixin):
     replace (do not merge with) those in `default_args`. `command`, `environment` and mount
     sources may hold templates, rendered per run. Mounts are `Mount`s or Docker's
     `"src:dst[:ro]"` shorthand. Numbers of seconds are accepted for the timedelta arguments.
+    With `branch=True` the task's output (a task id or a list of them) names the direct
+    children that run; the others are skipped.
+
+    With `sensor=True` the image is a one-shot check that the scheduler repeats: see
+    `orchestrator.sdk.sensors` for `poke_interval`, `timeout`, `mode`, `not_ready_exit_code`
+    and `soft_fail`.
     """
 
     def __init__(self, task_id: str, **kwargs: Unpack[TaskArgs]) -> None:
         given: dict[str, Any] = dict(kwargs)
         explicit_dag = given.pop("dag", None)
-        dag = explicit_dag or context.current_dag()
-        where = f"task '{task_id}'" + (f" in DAG '{dag.dag_id}'" if dag is not None else "")
-        for name in given:
-            if name not in TASK_ARGUMENTS:
-                raise DagDefinitionError(
-                    f"{where}: unknown argument '{name}'{closest(name, TASK_ARGUMENTS)}"
-                )
-        if dag is None:
-            raise DagDefinitionError(
-                f"{where} is not in a DAG: create it inside `with DAG(...):` or pass dag="
-            )
-        if not isinstance(task_id, str) or not re.match(ID_PATTERN, task_id):
-            raise DagDefinitionError(
-                f"DAG '{dag.dag_id}': task id {task_id!r} may contain only letters, digits, "
-                "'_', '.' and '-', and must not start with '.' or '-'"
-            )
-        group = context.current_group()
-        if group is not None and group.dag is not dag:
-            group = None
-        full_id = group.child_id(task_id) if group is not None else task_id
+        dag, group, full_id = place_task(task_id, explicit_dag, given, TASK_ARGUMENTS)
         where = f"task '{full_id}' in DAG '{dag.dag_id}'"
 
         fields = {
@@ -110,6 +133,9 @@ class ContainerTask(DependencyMixin):
                 f"{where} has no image: pass image=... or set 'image' in the DAG's default_args"
             )
         fields["params"] = to_param_specs(where, fields.get("params"))
+        fields["sensor"] = take_sensor_spec(where, fields, given)
+        for name in TASK_NOTIFIER_ARGUMENTS:
+            fields[name] = to_notifiers(where, name, fields.get(name))
         try:
             self.spec = TaskSpec(
                 task_id=full_id,
@@ -130,7 +156,11 @@ class ContainerTask(DependencyMixin):
             if inherited:
                 message += f"\n({', '.join(inherited)} came from the DAG's default_args)"
             raise DagDefinitionError(message) from None
+        self.trigger_rule_given = "trigger_rule" in fields
+        self._attach(dag, group)
 
+    def _attach(self, dag: DAG, group: TaskGroup | None) -> None:
+        """Register this task (its `spec` already made) in its DAG and task group."""
         self.dag = dag
         self.group = group
         self.upstream_task_ids: set[str] = set()
@@ -139,6 +169,23 @@ class ContainerTask(DependencyMixin):
         dag.add_task(self)
         if group is not None:
             group.add_task(self)
+
+    @classmethod
+    def partial(cls, task_id: str, **kwargs: Unpack[TaskArgs]) -> PartialTask:
+        """Start a mapped task: the arguments shared by every instance. Finish it with
+        `.expand(field=items)`; see `orchestrator.sdk.mapping`."""
+        for name in kwargs:
+            if name not in TASK_ARGUMENTS and name != "dag":
+                raise DagDefinitionError(
+                    f"task '{task_id}': partial(): unknown argument '{name}'"
+                    f"{closest(name, TASK_ARGUMENTS)}"
+                )
+        return PartialTask(task_id, dict(kwargs))
+
+    @property
+    def output(self) -> TaskOutput:
+        """A reference to this task's output, to map over: `expand(item=task.output)`."""
+        return TaskOutput(self)
 
     @property
     def task_id(self) -> str:
@@ -173,4 +220,33 @@ class ContainerTask(DependencyMixin):
 
 
 DockerOperator = ContainerTask
+
+
+def place_task(
+    task_id: str, explicit_dag: DAG | None, given: Mapping[str, object], allowed: Iterable[str]
+) -> tuple[DAG, TaskGroup | None, str]:
+    """The DAG, task group and DAG-wide id of a task being declared, after checking its
+    argument names against `allowed` and its id's characters."""
+    dag = explicit_dag or context.current_dag()
+    where = f"task '{task_id}'" + (f" in DAG '{dag.dag_id}'" if dag is not None else "")
+    names = frozenset(allowed)
+    for name in given:
+        if name not in names:
+            raise DagDefinitionError(f"{where}: unknown argument '{name}'{closest(name, names)}")
+    if dag is None:
+        raise DagDefinitionError(
+            f"{where} is not in a DAG: create it inside `with DAG(...):` or pass dag="
+        )
+    if not isinstance(task_id, str) or not re.match(ID_PATTERN, task_id):
+        raise DagDefinitionError(
+            f"DAG '{dag.dag_id}': task id {task_id!r} may contain only letters, digits, "
+            "'_', '.' and '-', and must not start with '.' or '-'"
+        )
+    group = context.current_group()
+    if group is not None and group.dag is not dag:
+        group = None
+    full_id = group.child_id(task_id) if group is not None else task_id
+    return dag, group, full_id
+
+
 """Alias of ContainerTask for readers coming from Airflow."""

@@ -14,6 +14,7 @@ from orchestrator.models.launch import (
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_MAP_INDEX,
+    LABEL_POKE,
     LABEL_RUN,
     LABEL_TASK,
     LABEL_TRY,
@@ -32,13 +33,14 @@ _MAX_NAME = 200
 
 @dataclass(frozen=True)
 class AttemptKey:
-    """Identifies one attempt of one task instance."""
+    """Identifies one attempt of one task instance (and, for a sensor, one poke of it)."""
 
     dag_id: str
     run_id: str
     task_id: str
     map_index: int
     try_number: int
+    poke: int = 0  # a sensor's poke within the try (1, 2, ...); 0 for other tasks
 
     def slug(self) -> str:
         """A filesystem- and Docker-safe rendering of the key (deterministic)."""
@@ -46,6 +48,8 @@ class AttemptKey:
         if self.map_index >= 0:
             parts.append(f"m{self.map_index}")
         parts.append(f"t{self.try_number}")
+        if self.poke:
+            parts.append(f"p{self.poke}")
         return "-".join(parts)
 
 
@@ -64,6 +68,7 @@ def instance_labels(settings: Settings) -> dict[str, str]:
 
 
 def container_labels(settings: Settings, key: AttemptKey) -> dict[str, str]:
+    poke = {LABEL_POKE: str(key.poke)} if key.poke else {}
     return {
         **settings.extra_labels,
         **instance_labels(settings),
@@ -72,6 +77,7 @@ def container_labels(settings: Settings, key: AttemptKey) -> dict[str, str]:
         LABEL_TASK: key.task_id,
         LABEL_MAP_INDEX: str(key.map_index),
         LABEL_TRY: str(key.try_number),
+        **poke,
     }
 
 
@@ -93,7 +99,9 @@ def output_dir(settings: Settings, key: AttemptKey) -> Path:
 
 
 def contract_environment(key: AttemptKey, run: RunInfo) -> dict[str, str]:
-    """The `ORCH_*` variables every task container sees (they win over the user's)."""
+    """The `ORCH_*` variables every task container sees (they win over the user's); a
+    sensor's containers also see `ORCH_POKE_NUMBER`."""
+    poke = {"ORCH_POKE_NUMBER": str(key.poke)} if key.poke else {}
     return {
         "ORCH_DAG_ID": key.dag_id,
         "ORCH_TASK_ID": key.task_id,
@@ -104,6 +112,7 @@ def contract_environment(key: AttemptKey, run: RunInfo) -> dict[str, str]:
         "ORCH_TRY_NUMBER": str(key.try_number),
         "ORCH_MAP_INDEX": str(key.map_index),
         "ORCH_OUTPUT_PATH": f"{OUTPUT_DIR_IN_CONTAINER}/{OUTPUT_FILE_NAME}",
+        **poke,
     }
 
 

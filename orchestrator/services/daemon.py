@@ -1,15 +1,21 @@
-"""The long-running scheduler process: a DAG-folder parsing thread plus the scheduler loop."""
+"""The long-running scheduler process: a DAG-folder parsing thread plus the scheduler loop.
+
+The parsing thread scans the folder every `dag_watch_interval` and parses only new or changed
+files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes the loop, which
+then brings running runs in step with the new specs (see `scheduling.integrity`).
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock
-from orchestrator.services.dag_sync import sync_dags_folder
+from orchestrator.services.dag_watch import DagFolderSync, SyncReport
 from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 
@@ -27,19 +33,23 @@ def run_scheduler(
     scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
     folder = settings.resolved_dags_folder
 
+    dag_sync = DagFolderSync(sessions, folder, timeout=settings.dag_file_timeout)
+
     def parse_loop() -> None:
+        next_full = 0.0
         while not stop.is_set():
             try:
-                results = sync_dags_folder(
-                    sessions, folder, timeout=settings.dag_file_timeout, now=clock.now()
-                )
-                for result in results:
-                    if result.error:
-                        log.warning("import error in %s", result.fileloc)
-                scheduler.wake()
+                if time.monotonic() >= next_full:
+                    next_full = time.monotonic() + settings.dag_reparse_interval
+                    report = dag_sync.full(clock.now())
+                else:
+                    report = dag_sync.poll(clock.now())
+                _log_sync(report)
+                if report:
+                    scheduler.wake()
             except Exception:
                 log.exception("parsing the DAG folder %s failed", folder)
-            stop.wait(settings.dag_reparse_interval)
+            stop.wait(settings.dag_watch_interval)
 
     parser = threading.Thread(target=parse_loop, name="dag-parser", daemon=True)
     parser.start()
@@ -50,3 +60,14 @@ def run_scheduler(
         scheduler.close()
         parser.join(timeout=5)
         log.info("scheduler stopped")
+
+
+def _log_sync(report: SyncReport) -> None:
+    for result in report.changed:
+        if result.error:
+            log.warning("import error in %s", result.fileloc)
+        else:
+            dag_ids = ", ".join(spec.dag_id for spec in result.dags) or "no DAGs"
+            log.info("parsed %s: %s", result.fileloc, dag_ids)
+    for fileloc in report.removed:
+        log.info("DAG file gone: %s; its DAGs are inactive", fileloc)

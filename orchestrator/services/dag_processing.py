@@ -63,13 +63,14 @@ def list_dag_files(folder: Path | str, *, safe_mode: bool = True) -> list[Path]:
             continue
         if not path.is_file():
             continue
-        if safe_mode and not _mentions_markers(path):
+        if safe_mode and not mentions_markers(path):
             continue
         files.append(path)
     return sorted(files)
 
 
-def _mentions_markers(path: Path) -> bool:
+def mentions_markers(path: Path) -> bool:
+    """Whether a file mentions both "dag" and "orchestrator" (safe mode's test)."""
     try:
         content = path.read_bytes().lower()
     except OSError:
@@ -185,8 +186,19 @@ def process_folder(
     error naming both files.
     """
     files = list_dag_files(folder, safe_mode=safe_mode)
+    return resolve_duplicate_dags(process_files(files, timeout, workers))
+
+
+def process_files(paths: list[Path], timeout: float, workers: int = 2) -> list[FileResult]:
+    """Process these files, at most `workers` at once; results in the order given."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(lambda path: process_file(path, timeout), files))
+        return list(pool.map(lambda path: process_file(path, timeout), paths))
+
+
+def resolve_duplicate_dags(results: list[FileResult]) -> list[FileResult]:
+    """Sort results by path; a dag_id already defined by an earlier file turns the later
+    file into an error naming both files (the earlier file keeps the DAG)."""
+    results = sorted(results, key=lambda r: Path(r.fileloc))
     owners: dict[str, str] = {}
     for index, result in enumerate(results):
         clashes = [dag.dag_id for dag in result.dags if dag.dag_id in owners]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.models.run_info import RunInfo, RunType
 from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.scheduling.mapping import ordered_outputs
 from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
 from orchestrator.store import runs as run_store
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
@@ -42,12 +43,24 @@ def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
 
 
 def outputs_of(tis: Iterable[TaskInstanceRow]) -> dict[str, Any]:
-    """Outputs of these task instances that have one, by task id."""
-    return {
-        ti.task_id: json.loads(ti.output_json)
-        for ti in tis
-        if ti.output_json is not None and ti.map_index == -1
-    }
+    """Outputs of these task instances that have one, by task id.
+
+    A mapped task's output is the list of its instances' outputs in map-index order, with
+    None for an instance that wrote none (yet).
+    """
+    outputs: dict[str, Any] = {}
+    mapped: dict[str, list[tuple[int, Any]]] = {}
+    counts: dict[str, int] = {}
+    for ti in tis:
+        if ti.map_index >= 0:
+            counts[ti.task_id] = max(counts.get(ti.task_id, 0), ti.map_index + 1)
+            if ti.output_json is not None:
+                mapped.setdefault(ti.task_id, []).append((ti.map_index, json.loads(ti.output_json)))
+        elif ti.output_json is not None:
+            outputs[ti.task_id] = json.loads(ti.output_json)
+    for task_id, count in counts.items():
+        outputs[task_id] = ordered_outputs(mapped.get(task_id, []), count)
+    return outputs
 
 
 def render_preview(

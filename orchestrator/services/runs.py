@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidConf
+from orchestrator.models.params import ParamsInvalid, validate_params
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, ParamSpec
 from orchestrator.scheduling.timetables import (
@@ -18,16 +19,6 @@ from orchestrator.scheduling.timetables import (
 )
 from orchestrator.store import runs as run_store
 from orchestrator.store.tables import DagRunRow
-
-_JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "integer": (int,),
-    "number": (int, float),
-    "boolean": (bool,),
-    "array": (list,),
-    "object": (dict,),
-    "null": (type(None),),
-}
 
 
 def parse_conf(text: str | None, *, where: str = "--conf") -> dict[str, Any]:
@@ -46,26 +37,26 @@ def parse_conf(text: str | None, *, where: str = "--conf") -> dict[str, Any]:
     return value
 
 
-def validate_conf(spec: DagSpec, conf: dict[str, Any]) -> None:
-    """Check conf values that override typed params."""
+def validate_conf(spec: DagSpec, conf: dict[str, Any]) -> dict[str, Any]:
+    """Validate run conf against the DAG's typed params; return the params' values.
+
+    The DAG's params, then tasks' params the DAG does not declare, form one pydantic model
+    (`models.params`): conf overrides defaults, a required param (no default) must be given,
+    and keys no param declares are passed through. Raises InvalidConf naming the DAG and, for
+    each failing param, what it expects and the value given.
+    """
     params: dict[str, ParamSpec] = dict(spec.params)
     for task in spec.tasks:
         for name, param in task.params.items():
             params.setdefault(name, param)
-    for name, value in conf.items():
-        declared = params.get(name)
-        if declared is None or declared.type is None:
-            continue
-        param_type = declared.type
-        allowed = _JSON_TYPES[param_type]
-        ok = isinstance(value, allowed) and not (
-            param_type in ("integer", "number") and isinstance(value, bool)
-        )
-        if not ok:
-            raise InvalidConf(
-                f"conf key {name!r} of DAG {spec.dag_id!r} must be of type {param_type}"
-                f" (param {name!r}), got {json.dumps(value)}"
-            )
+    try:
+        return validate_params(params, conf)
+    except ParamsInvalid as exc:
+        lines = "\n".join(f"  {problem}" for problem in exc.problems)
+        raise InvalidConf(
+            f"conf for DAG {spec.dag_id!r} does not fit its params:\n{lines}\n"
+            "Fix the conf (--conf) and trigger again; nothing was stored."
+        ) from None
 
 
 def trigger_run(

@@ -13,7 +13,7 @@ import logging
 import queue
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -23,11 +23,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import TemplateError
-from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
 from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime, Subscription
-from orchestrator.scheduling.attempts import AttemptEnd, outcome
+from orchestrator.scheduling.attempts import AttemptEnd, Outcome, outcome
 from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
+from orchestrator.scheduling.sensors import poke_outcome
+from orchestrator.services import integrity
 from orchestrator.services.attempt_worker import (
     AttemptWorker,
     Exited,
@@ -37,6 +39,7 @@ from orchestrator.services.attempt_worker import (
     LaunchJob,
     SchedulerListener,
 )
+from orchestrator.services.clearing import STOP_REQUESTS, requested_end
 from orchestrator.services.clock import Clock, SystemClock
 from orchestrator.services.containers import (
     AttemptKey,
@@ -47,13 +50,30 @@ from orchestrator.services.containers import (
     output_dir,
     prepare_output_dir,
 )
+from orchestrator.services.control_tasks import ControlTasks, branch_outcome
 from orchestrator.services.logs import LogFile
+from orchestrator.services.mapping import (
+    expand_task,
+    instances_by_task,
+    readiness_view,
+    render_attempt,
+    step_instances,
+)
+from orchestrator.services.notifications import (
+    Notice,
+    NotificationService,
+    run_notices,
+    task_notices,
+)
 from orchestrator.services.run_context import outputs_of, run_info
+from orchestrator.services.sla import SlaMonitor
+from orchestrator.services.slots import SlotPlanner, Waiting
+from orchestrator.services.slots import occupancy as slot_occupancy
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
+from orchestrator.store import sensor_pokes
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
-from orchestrator.templating import render_task
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +116,7 @@ class Scheduler:
         executor: Executor | None = None,
         listener: SchedulerListener | None = None,
         run_filter: Callable[[DagRunRow], bool] | None = None,
+        notifications: NotificationService | None = None,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -122,10 +143,21 @@ class Scheduler:
             post=self._post,
         )
         self._run_filter = run_filter or (lambda run: run.run_type != "test")
+        self._owns_notifications = notifications is None
+        self._notifications = notifications or NotificationService(
+            settings=settings,
+            sessions=sessions,
+            runtime=runtime,
+            clock=self._clock,
+            executor=executor,
+        )
+        self._pass_notices: list[Notice] = []  # sent once the pass's transaction committed
+        self._sla = SlaMonitor(settings)
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._subscription: Subscription | None = None
         self._harvesting: set[str] = set()
+        self._stopping: set[str] = set()  # containers stopped on request (clear, mark)
         self._next_deadline: datetime | None = None
         # caches for one pass (one session): specs by dag id, task instances by run
         self._pass_specs: dict[str, DagSpec | None] = {}
@@ -134,6 +166,9 @@ class Scheduler:
         self._pass_running: list[DagRunRow] | None = None
         self._task_index: dict[int, dict[str, TaskSpec]] = {}
         self._specs: dict[str, tuple[str, DagSpec]] = {}
+        self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
+        self._control_wake: datetime | None = None  # the next check of a waiting control task
+        self._slots = SlotPlanner(settings.parallelism)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -150,6 +185,8 @@ class Scheduler:
         if self._owns_executor:
             for pool in (self._executor, self._harvest_pool, self._cleanup_pool):
                 pool.shutdown(wait=True)
+        if self._owns_notifications:
+            self._notifications.close()
 
     def wake(self) -> None:
         """Make a waiting `run_forever` tick at once."""
@@ -200,27 +237,40 @@ class Scheduler:
             with self._sessions.begin() as session:
                 self._pass_specs, self._pass_tis, self._pass_finished = {}, {}, False
                 self._pass_running = None
+                self._pass_notices = []
                 for message in messages:
+                    noticed = len(self._pass_notices)
                     try:
                         with session.begin_nested():
                             self._handle(session, message, now, report, after_commit)
                     except Exception:
+                        del self._pass_notices[noticed:]  # rolled back: nothing to tell
                         log.exception("could not handle %r", message)
                 started = self._start_queued_runs(session, now)
                 report.runs_started += started
+                self._verify_integrity(session, now)
                 deadline = self._enforce_timeouts(session, now, after_commit)
                 retry_at = self._decide_readiness(session, now)
                 failed_early = report.finished
                 launches = self._queue_launches(session, now, report)
+                pokes, poke_at = self._repoke_sensors(session, now, report)
+                launches += pokes
                 if report.finished != failed_early:  # template errors: propagate them now
                     self._decide_readiness(session, now)
+                sla_at = self._check_slas(session, now)
                 if self._pass_finished or started:
                     self._finish_runs(session, now, report)
             self._next_deadline = min(
-                (d for d in (deadline, retry_at) if d is not None), default=None
+                (
+                    d
+                    for d in (deadline, retry_at, poke_at, sla_at, self._control_wake)
+                    if d is not None
+                ),
+                default=None,
             )
             for action in after_commit:
                 action()
+            self._notifications.submit(self._pass_notices)
             for job in launches:
                 self._executor.submit(self._worker.launch, job)
             report.launched += len(launches)
@@ -344,8 +394,21 @@ class Scheduler:
             self._pass_running = None
         return started
 
+    def _verify_integrity(self, session: Session, now: datetime) -> None:
+        """Match running runs' task instances to their DAG's latest spec when it changed or
+        the DAG is gone (see `scheduling.integrity`)."""
+        for run in self._runs(session, RunState.RUNNING):
+            target = integrity.target_hash(session.get(DagRow, run.dag_id))
+            if run.spec_hash == target:
+                continue
+            spec = self._spec(session, run.dag_id) if target != integrity.NO_SPEC else None
+            tis = self._run_tis(session, run.id)
+            if integrity.sync_run(session, run, spec, tis, now, self._set_state).add:
+                self._pass_tis.pop(run.id, None)
+            run.spec_hash = target
+
     def _decide_readiness(self, session: Session, now: datetime) -> datetime | None:
-        """Apply readiness decisions; return the earliest pending retry time."""
+        """Apply readiness decisions; return the earliest pending retry (or reschedule) time."""
         earliest: datetime | None = None
         for run in self._runs(session, RunState.RUNNING):
             spec = self._spec(session, run.dag_id)
@@ -353,17 +416,26 @@ class Scheduler:
                 continue
             tis = self._run_tis(session, run.id)
             by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
-            views = {
-                tid: TaskView(TaskState(ti.state), ti.next_try_at) for tid, ti in by_task.items()
-            }
-            decisions = decide(spec, views, now)
+            instances = instances_by_task(tis)
+            views = {tid: readiness_view(ti, instances.get(tid)) for tid, ti in by_task.items()}
+            previous = self._previous_states(session, spec, run, views)
+            decisions = decide(spec, views, now, previous)
             pending = [
                 v.next_try_at
                 for v in views.values()
-                if v.state == TaskState.UP_FOR_RETRY and v.next_try_at and v.next_try_at > now
+                if v.state in (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
+                and v.next_try_at
+                and v.next_try_at > now
             ]
+            if instances:
+                instance_retry = step_instances(session, by_task, instances, now, self._set_state)
+                pending += [instance_retry] if instance_retry else []
             earliest = min([*pending, earliest] if earliest else pending, default=None)
             for task_id in decisions.schedule:
+                task = self._task(session, run.dag_id, task_id)
+                if task is not None and task.expand and by_task[task_id].map_index == -1:
+                    self._expand(session, spec, task, run, by_task[task_id], now)
+                    continue
                 self._set_state(session, by_task[task_id], TaskState.SCHEDULED, now)
             for task_id in decisions.upstream_failed:
                 ti = by_task[task_id]
@@ -377,6 +449,31 @@ class Scheduler:
                 self._set_state(session, ti, TaskState.SKIPPED, now, "an upstream task skipped")
         return earliest
 
+    def _expand(
+        self,
+        session: Session,
+        spec: DagSpec,
+        task: TaskSpec,
+        run: DagRunRow,
+        summary: TaskInstanceRow,
+        now: datetime,
+    ) -> None:
+        """Expand a ready mapped task into scheduled instances (see `services.mapping`)."""
+        tis = self._run_tis(session, run.id)
+        outputs = outputs_of(tis)
+        max_length = self._settings.max_map_length
+        expand_task(session, task, run, summary, tis, outputs, max_length, now, self._set_state)
+
+    def _previous_states(
+        self, session: Session, spec: DagSpec, run: DagRunRow, views: dict[str, TaskView]
+    ) -> dict[str, TaskState] | None:
+        """Task states of the previous run, read only while a `depends_on_past` task waits."""
+        waiting = (views.get(t.task_id) for t in spec.tasks if t.depends_on_past)
+        if not any(v is not None and v.state == TaskState.NONE for v in waiting):
+            return None
+        previous = run_store.previous_run(session, run)
+        return run_store.task_states(session, previous.id) if previous is not None else None
+
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
         for run in self._runs(session, RunState.RUNNING):
             tis = self._run_tis(session, run.id)
@@ -384,40 +481,60 @@ class Scheduler:
             state = run_outcome(self._spec(session, run.dag_id), views)
             if state is None:
                 continue
+            old = RunState(run.state)
             run_store.set_run_state(session, run, state, now)
+            spec = self._spec(session, run.dag_id)
+            self._pass_notices.extend(run_notices(spec, run, old, state, now))
             report.runs_finished.append((run.dag_id, run.run_id, state))
             if self._listener is not None:
                 self._listener.on_run(run.dag_id, run.run_id, state)
+
+    def _check_slas(self, session: Session, now: datetime) -> datetime | None:
+        """Record and notify SLA misses of running runs; return the next SLA deadline."""
+        runs = (
+            (spec, run)
+            for run in self._runs(session, RunState.RUNNING)
+            if (spec := self._spec(session, run.dag_id)) is not None
+        )
+        tis_of = partial(self._run_tis, session)
+        notices, next_deadline = self._sla.check(session, runs, tis_of, now)
+        self._pass_notices.extend(notices)
+        return next_deadline
 
     # ----------------------------------------------------------------- launching
     def _queue_launches(
         self, session: Session, now: datetime, report: TickReport
     ) -> list[LaunchJob]:
-        free = self._settings.parallelism - ti_store.count_in_states(
-            session, list(ACTIVE_TASK_STATES)
-        )
-        if free <= 0:
+        self._run_control_tasks(session, now, report)  # no container, no slot: before the count
+        held = slot_occupancy(session)
+        if held.total >= self._settings.parallelism:
             return []
         runs: dict[int, DagRunRow] = {}
-        candidates = []
+        waiting = []
         for ti in ti_store.tis_in_states(session, [TaskState.SCHEDULED]):
             if ti.dag_run_id not in runs:
                 runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
-            if self._run_filter(runs[ti.dag_run_id]):
-                candidates.append(ti)
-        candidates.sort(key=lambda ti: (runs[ti.dag_run_id].queued_at, ti.dag_run_id, ti.id))
-        jobs: list[LaunchJob] = []
-        for ti in candidates:
-            if len(jobs) >= free:
-                break
-            spec = self._spec(session, ti.dag_id)
             run = runs[ti.dag_run_id]
-            if spec is None or ti.task_id not in spec.task_ids:
-                continue
-            job = self._prepare_attempt(session, spec, spec.task(ti.task_id), run, ti, now, report)
+            task = self._task(session, ti.dag_id, ti.task_id)
+            spec = self._spec(session, ti.dag_id)
+            if task is None or task.kind != TaskKind.CONTAINER:
+                continue  # tasks without a container were run before the slot count
+            if self._run_filter(run) and spec is not None:
+                waiting.append(Waiting(ti, run, spec, task))
+        chosen = self._slots.choose(session, waiting, self._spec_version, held)
+        jobs: list[LaunchJob] = []
+        for item in chosen:
+            job = self._prepare_attempt(
+                session, item.spec, item.task, item.run, item.ti, now, report
+            )
             if job is not None:
                 jobs.append(job)
         return jobs
+
+    def _spec_version(self, dag_id: str) -> str:
+        """The hash of the DAG's spec read this pass (keys caches derived from the spec)."""
+        cached = self._specs.get(dag_id)
+        return cached[0] if cached is not None else ""
 
     def _prepare_attempt(
         self,
@@ -429,58 +546,113 @@ class Scheduler:
         now: datetime,
         report: TickReport,
     ) -> LaunchJob | None:
-        """Render and persist a new attempt (name, rendered fields, log path) before launch."""
-        ti.try_number += 1
-        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        """Render and persist a new attempt (name, rendered fields, log path) before launch.
+
+        A sensor's next poke after "not yet" continues its try: same try number, same attempt
+        row and log file, a new container (`-p<poke>` in its name) and a new poke row. In poke
+        mode the task instance stays `running` (its slot held) while the poke is launched.
+        """
+        holding_slot = ti.state == TaskState.RUNNING.value
+        continuing = task.sensor is not None and (
+            holding_slot or sensor_pokes.continues_try(session, ti)
+        )
+        if not continuing:
+            ti.try_number += 1
+        poke = sensor_pokes.next_poke_number(session, ti.id, ti.try_number) if task.sensor else 0
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, poke)
         path = log_path(self._settings, key)
         info = run_info(spec, run)
         outputs = outputs_of(self._run_tis(session, run.id))
         name = container_name(self._settings.instance_name, key)
+        if poke:
+            sensor_pokes.begin_poke(session, ti.id, ti.try_number, poke, name, now)
+            LogFile(path).write_line(f"[orchestrator] poke {poke} of try {ti.try_number}: {name}")
         try:
-            rendered = render_task(
-                spec, task, info, try_number=ti.try_number, map_index=ti.map_index, outputs=outputs
-            )
+            rendered = render_attempt(spec, task, info, ti, outputs)
         except TemplateError as exc:
             message = str(exc)
-            session.add(
-                TaskAttemptRow(
-                    ti_id=ti.id,
-                    try_number=ti.try_number,
-                    state=TaskState.FAILED.value,
-                    rendered={},
-                    container_name=name,
-                    detail=message,
-                    log_path=str(path),
-                    queued_at=now,
-                    end_date=now,
-                )
+            self._record_attempt(
+                session,
+                ti,
+                continuing,
+                state=TaskState.FAILED.value,
+                rendered={},
+                container_name=name,
+                detail=message,
+                log_path=str(path),
+                queued_at=now,
+                end_date=now,
             )
             LogFile(path).write_line(f"[orchestrator] template error: {message}")
             ti.queued_at, ti.end_date, ti.container_name, ti.container_id = now, now, name, None
-            ti.exit_code, ti.output_json = None, None
-            self._set_state(session, ti, TaskState.QUEUED, now)
+            ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
+            if not holding_slot:
+                self._set_state(session, ti, TaskState.QUEUED, now)
             self._set_state(session, ti, TaskState.FAILED, now, f"template error: {message}")
             report.finished += 1
             return None
         host_output = output_dir(self._settings, key)
         prepare_output_dir(host_output)
         request = build_launch_request(self._settings, task, rendered, key, info, host_output)
-        session.add(
-            TaskAttemptRow(
-                ti_id=ti.id,
-                try_number=ti.try_number,
-                state=TaskState.QUEUED.value,
-                rendered=rendered.model_dump(mode="json"),
-                container_name=request.name,
-                log_path=str(path),
-                queued_at=now,
-            )
+        self._record_attempt(
+            session,
+            ti,
+            continuing,
+            state=TaskState.RUNNING.value if holding_slot else TaskState.QUEUED.value,
+            rendered=rendered.model_dump(mode="json"),
+            container_name=request.name,
+            container_id=None,
+            exit_code=None,
+            detail=None,
+            output_json=None,
+            end_date=None,
+            log_path=str(path),
+            queued_at=now,
         )
-        ti.queued_at, ti.start_date, ti.end_date = now, None, None
+        # a poke-mode sensor's next poke counts its execution_timeout from now
+        ti.queued_at, ti.start_date, ti.end_date = now, now if holding_slot else None, None
         ti.container_name, ti.container_id, ti.stop_reason = request.name, None, None
         ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
-        self._set_state(session, ti, TaskState.QUEUED, now)
+        if not holding_slot:
+            self._set_state(session, ti, TaskState.QUEUED, now)
         return LaunchJob(ti.id, key, request, path)
+
+    def _record_attempt(
+        self, session: Session, ti: TaskInstanceRow, continuing: bool, **values: Any
+    ) -> None:
+        """Add the attempt row of a new try, or update it for the next poke of the same try
+        (keeping when the try was first queued)."""
+        attempt = ti_store.get_attempt(session, ti.id, ti.try_number) if continuing else None
+        if attempt is None:
+            session.add(TaskAttemptRow(ti_id=ti.id, try_number=ti.try_number, **values))
+            return
+        values.pop("queued_at", None)
+        for column, value in values.items():
+            setattr(attempt, column, value)
+
+    def _repoke_sensors(
+        self, session: Session, now: datetime, report: TickReport
+    ) -> tuple[list[LaunchJob], datetime | None]:
+        """Launch the next poke of poke-mode sensors whose interval passed (they hold their
+        slot, so they need no free one); return the launches and the next poke due."""
+        jobs: list[LaunchJob] = []
+        earliest: datetime | None = None
+        for ti in sensor_pokes.sleeping_pokers(session):
+            due = ti.next_try_at
+            if due is None or not self._owns(session, ti):
+                continue
+            if due > now:
+                earliest = due if earliest is None else min(earliest, due)
+                continue
+            spec = self._spec(session, ti.dag_id)
+            task = self._task(session, ti.dag_id, ti.task_id)
+            if spec is None or task is None:
+                continue
+            run = ti_store.get_run_of(session, ti)
+            job = self._prepare_attempt(session, spec, task, run, ti, now, report)
+            if job is not None:
+                jobs.append(job)
+        return jobs, earliest
 
     def _on_exit(self, container_id: str) -> None:
         """Runtime callback (any thread): a container of ours stopped."""
@@ -524,7 +696,23 @@ class Scheduler:
         if TaskState(ti.state) not in ACTIVE_TASK_STATES:
             return
         spec = self._spec(session, ti.dag_id)
-        if spec is None or ti.task_id not in spec.task_ids:
+        dag_active = integrity.target_hash(session.get(DagRow, ti.dag_id)) != integrity.NO_SPEC
+        if spec is None or ti.task_id not in spec.task_ids or not dag_active:
+            attempt = ti_store.get_attempt(session, ti.id, try_number)
+            integrity.finish_removed_attempt(
+                session,
+                ti,
+                attempt,
+                end,
+                output_json,
+                dag_active=dag_active,
+                now=now,
+                set_state=self._set_state,
+            )
+            report.finished += 1
+            key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+            folder = output_dir(self._settings, key)
+            after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
             return
         task = spec.task(ti.task_id)
         if ti.stop_reason == "timeout":
@@ -533,31 +721,114 @@ class Scheduler:
                 timed_out=True,
                 timeout=task.execution_timeout,
             )
-        result = outcome(task, end, try_number, now)
+        result = (
+            self._poke_outcome(session, ti, task, end, now)
+            if task.sensor is not None
+            else outcome(task, end, try_number, now, ti.max_tries)
+        )
+        result, not_chosen = branch_outcome(spec, task, result, output_json)
+        attempt_result = result  # how the attempt itself ended
+        requested = requested_end(ti)
+        if requested is not None:  # cleared or marked while running: the request wins
+            result, not_chosen = Outcome(requested[0], requested[1]), ()
+            self._stopping.discard(ti.container_id or "")
+            ti.stop_reason = None
+        waiting = result.state in (TaskState.RUNNING, TaskState.UP_FOR_RESCHEDULE)
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
         path = log_path(self._settings, key)
-        if result.state != TaskState.SUCCESS:
+        if waiting:
+            LogFile(path).write_line(f"[orchestrator] {result.detail}")
+        elif result.state != TaskState.SUCCESS:
             LogFile(path).write_line(f"[orchestrator] {result.state.value}: {result.detail}")
         if ti.state == TaskState.QUEUED.value and end.launch_error is None:
             ti.start_date = ti.start_date or now
             self._set_state(session, ti, TaskState.RUNNING, now)
         ti.exit_code = end.exit_code
         ti.output_json = output_json if result.state == TaskState.SUCCESS else None
-        ti.end_date = now
+        ti.end_date = None if result.state in (TaskState.RUNNING, TaskState.NONE) else now
         ti.next_try_at = result.next_try_at
+        if result.state == TaskState.RUNNING:  # a poke-mode sensor between pokes
+            ti.container_id, ti.state_detail = None, result.detail
         attempt = ti_store.get_attempt(session, ti.id, try_number)
         if attempt is not None:
-            attempt.state = result.state.value
+            attempt.state = attempt_result.state.value
             attempt.exit_code = end.exit_code
             attempt.oom_killed = end.oom_killed
             attempt.timed_out = end.timed_out
-            attempt.detail = result.detail
+            attempt.detail = attempt_result.detail
+            if requested is not None:
+                attempt.detail += f"; {result.detail}"
             attempt.output_json = output_json
             attempt.end_date = now
         self._set_state(session, ti, result.state, now, result.detail)
+        self._skip_tasks(session, ti.dag_run_id, not_chosen, f"skipped by branch {ti.task_id}", now)
         report.finished += 1
         folder = output_dir(self._settings, key)
         after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+
+    def _run_control_tasks(self, session: Session, now: datetime, report: TickReport) -> None:
+        """Run the due tasks that need no container (empty, latest_only, trigger_run,
+        wait_for_run) in this pass, and what they make ready, until none is left."""
+        self._control_wake = None
+        handled: set[int] = set()
+        while True:
+            finished = 0
+            for ti in ti_store.tis_in_states(
+                session, [TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE]
+            ):
+                task = self._task(session, ti.dag_id, ti.task_id)
+                if task is None or task.kind == TaskKind.CONTAINER or ti.id in handled:
+                    continue
+                waiting = ti.state == TaskState.UP_FOR_RESCHEDULE.value
+                if waiting and ti.next_try_at is not None and ti.next_try_at > now:
+                    self._control_wake = min(ti.next_try_at, self._control_wake or ti.next_try_at)
+                    continue
+                run = ti_store.get_run_of(session, ti)
+                spec = self._spec(session, ti.dag_id)
+                if spec is None or not self._run_filter(run):
+                    continue
+                handled.add(ti.id)
+                step = self._control.run(
+                    session, spec, task, run, ti, self._run_tis(session, run.id), now
+                )
+                if step.next_check_at is not None:
+                    wake = step.next_check_at
+                    self._control_wake = min(wake, self._control_wake or wake)
+                if step.state.is_finished:
+                    finished += 1
+                if task.kind == TaskKind.TRIGGER_RUN:
+                    self._wake.set()  # start the new run without waiting for the poll
+            if not finished:
+                return
+            report.finished += finished
+            self._decide_readiness(session, now)
+
+    def _skip_tasks(
+        self, session: Session, run_pk: int, task_ids: Iterable[str], detail: str, now: datetime
+    ) -> None:
+        """Skip these tasks of a run unless they already started (a branch or latest_only
+        decided they do not run)."""
+        wanted = set(task_ids)
+        if not wanted:
+            return
+        for ti in self._run_tis(session, run_pk):
+            if ti.task_id in wanted and ti.state in (TaskState.NONE, TaskState.SCHEDULED):
+                ti.end_date = now
+                self._set_state(session, ti, TaskState.SKIPPED, now, detail)
+
+    def _poke_outcome(
+        self, session: Session, ti: TaskInstanceRow, task: TaskSpec, end: AttemptEnd, now: datetime
+    ) -> Outcome:
+        """Decide what follows a sensor's poke, and record the poke's end."""
+        done = sensor_pokes.pokes(session, ti.id, ti.try_number)
+        first_poke_at = done[0].queued_at if done else now
+        poke_number = done[-1].poke_number if done else 1
+        result = poke_outcome(task, end, ti.try_number, poke_number, first_poke_at, now)
+        if done:
+            last = done[-1]
+            last.state, last.exit_code = result.state.value, end.exit_code
+            last.detail, last.end_date = result.detail, now
+        return result
 
     # ----------------------------------------------------------------- timeouts
     def _enforce_timeouts(
@@ -566,6 +837,9 @@ class Scheduler:
         """Stop containers past their execution_timeout; return the next timeout due."""
         earliest: datetime | None = None
         for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
+            if ti.stop_reason in STOP_REQUESTS:
+                self._stop_on_request(session, ti, after_commit)
+                continue
             if ti.stop_reason or ti.container_id is None or ti.start_date is None:
                 continue
             task = self._task(session, ti.dag_id, ti.task_id)
@@ -587,6 +861,22 @@ class Scheduler:
             after_commit.append(partial(self._harvest_pool.submit, self._worker.stop, cid))
         return earliest
 
+    def _stop_on_request(
+        self, session: Session, ti: TaskInstanceRow, after_commit: list[Callable[[], object]]
+    ) -> None:
+        """Stop a container whose task instance was cleared or marked (see `clearing`); its
+        harvest then applies the requested state. Asked once per container and process."""
+        cid = ti.container_id
+        if cid is None or cid in self._stopping or not self._owns(session, ti):
+            return
+        self._stopping.add(cid)
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        LogFile(log_path(self._settings, key)).write_line(
+            f"[orchestrator] {ti.state_detail or ti.stop_reason}: stopping the container"
+            f" (SIGTERM, then SIGKILL after {self._settings.stop_grace_period:g}s)"
+        )
+        after_commit.append(partial(self._harvest_pool.submit, self._worker.stop, cid))
+
     def _seconds_until_next_event(self, now: datetime) -> float:
         """Sleep until the earliest retry or timeout the last pass saw, or the poll interval
         for runs queued by other processes; container exits wake the loop earlier."""
@@ -604,7 +894,19 @@ class Scheduler:
         now: datetime,
         detail: str | None = None,
     ) -> None:
+        old = TaskState(ti.state)
         ti_store.set_ti_state(session, ti, state, now, detail)
+        self._pass_notices.extend(
+            task_notices(
+                self._settings,
+                lambda: self._task(session, ti.dag_id, ti.task_id),
+                ti,
+                old,
+                state,
+                now,
+                lambda: ti_store.get_run_of(session, ti),
+            )
+        )
         if state.is_finished:
             self._pass_finished = True
         if self._listener is not None:

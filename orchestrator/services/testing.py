@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.models.specs import DagSpec
+from orchestrator.models.specs import DEFAULT_POOL, DagSpec
 from orchestrator.models.states import RunState
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.attempt_worker import SchedulerListener
 from orchestrator.services.clock import Clock
+from orchestrator.services.pools import check_dag_pools
 from orchestrator.services.runs import trigger_run
 from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
@@ -86,8 +87,10 @@ def run_dag_test(
     listener: SchedulerListener | None = None,
     on_created: Callable[[str], object] | None = None,
 ) -> RunOutcome:
-    """Record a `test` run of `spec` at `when` and execute it here."""
+    """Record a `test` run of `spec` at `when` and execute it here. Pools and limits apply as
+    in the scheduler; a task whose pool is missing or too small is an error up front."""
     with sessions.begin() as session:
+        check_dag_pools(session, spec)
         run = _queue_test_run(session, spec, clock, when, conf)
         run_pk, run_id = run.id, run.run_id
     if on_created is not None:
@@ -106,8 +109,10 @@ def run_task_test(
     conf: dict[str, Any],
     listener: SchedulerListener | None = None,
 ) -> RunOutcome:
-    """Run one task of `spec`, ignoring its dependencies, in a scratch store."""
-    task = spec.task(task_id).model_copy(update={"upstream_task_ids": ()})
+    """Run one task of `spec`, ignoring its dependencies and its pool, in a scratch store."""
+    task = spec.task(task_id).model_copy(
+        update={"upstream_task_ids": (), "pool": DEFAULT_POOL, "pool_slots": 1}
+    )
     single = spec.model_copy(update={"tasks": (task,)})
     with tempfile.TemporaryDirectory(prefix="orch-task-test-") as tmp:
         scratch = settings.model_copy(update={"home": Path(tmp), "database_url": None})

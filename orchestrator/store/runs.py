@@ -113,6 +113,26 @@ def set_run_state(session: Session, run: DagRunRow, state: RunState, now: dateti
         run.end_date = now
 
 
+def previous_run(session: Session, run: DagRunRow) -> DagRunRow | None:
+    """The DAG's run with the latest logical date before `run`'s (of any run type)."""
+    return session.scalar(
+        select(DagRunRow)
+        .where(DagRunRow.dag_id == run.dag_id, DagRunRow.logical_date < run.logical_date)
+        .order_by(DagRunRow.logical_date.desc(), DagRunRow.id.desc())
+        .limit(1)
+    )
+
+
+def task_states(session: Session, dag_run_id: int) -> dict[str, TaskState]:
+    """The states of a run's (unmapped) task instances, by task id."""
+    rows = session.execute(
+        select(TaskInstanceRow.task_id, TaskInstanceRow.state).where(
+            TaskInstanceRow.dag_run_id == dag_run_id, TaskInstanceRow.map_index == -1
+        )
+    )
+    return {task_id: TaskState(state) for task_id, state in rows}
+
+
 def task_instances(session: Session, dag_run_id: int) -> list[TaskInstanceRow]:
     return list(
         session.scalars(
@@ -120,4 +140,22 @@ def task_instances(session: Session, dag_run_id: int) -> list[TaskInstanceRow]:
             .where(TaskInstanceRow.dag_run_id == dag_run_id)
             .order_by(TaskInstanceRow.id)
         )
+    )
+
+
+def runs_at(session: Session, dag_id: str, logical_date: datetime) -> list[DagRunRow]:
+    """A DAG's runs at exactly this logical date (there may be several: manual and scheduled)."""
+    return list(
+        session.scalars(
+            select(DagRunRow)
+            .where(DagRunRow.dag_id == dag_id, DagRunRow.logical_date == logical_date)
+            .order_by(DagRunRow.id)
+        )
+    )
+
+
+def find_run(session: Session, dag_id: str, run_id: str) -> DagRunRow | None:
+    """The run with this id, or None."""
+    return session.scalar(
+        select(DagRunRow).where(DagRunRow.dag_id == dag_id, DagRunRow.run_id == run_id)
     )

@@ -131,6 +131,11 @@ class TaskInstanceRow(Base):
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     next_try_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: A mapped instance's values by expanded field (`map_index` >= 0 rows only).
+    map_values: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the pool and slots the latest attempt took when it was queued
+    pool: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    pool_slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class TaskAttemptRow(Base):
@@ -170,3 +175,70 @@ class TaskStateChangeRow(Base):
     to_state: Mapped[str] = mapped_column(String(20))
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SensorPokeRow(Base):
+    """One poke (container) of a sensor's try: several per attempt, the try number unchanged."""
+
+    __tablename__ = "sensor_pokes"
+    __table_args__ = (UniqueConstraint("ti_id", "try_number", "poke_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ti_id: Mapped[int] = mapped_column(ForeignKey("task_instances.id", ondelete="CASCADE"))
+    try_number: Mapped[int] = mapped_column(Integer)
+    poke_number: Mapped[int] = mapped_column(Integer)
+    container_name: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PoolRow(Base):
+    """A named number of slots that task instances take while queued or running."""
+
+    __tablename__ = "pools"
+
+    name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    slots: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class NotificationRow(Base):
+    """One delivery of a notification to one notifier, and how it went."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_dag_id_run_id", "dag_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(20))
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    map_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    try_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notifier: Mapped[str] = mapped_column(String(20))  # webhook, command, container
+    target: Mapped[str] = mapped_column(Text)  # the URL (no credentials), program or image
+    status: Mapped[str] = mapped_column(String(20))  # delivered, failed, refused
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the event happened
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SlaMissRow(Base):
+    """A task instance that had not succeeded by its SLA deadline; recorded once."""
+
+    __tablename__ = "sla_misses"
+    __table_args__ = (UniqueConstraint("dag_id", "run_id", "task_id", "map_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dag_id: Mapped[str] = mapped_column(String(250))
+    run_id: Mapped[str] = mapped_column(String(250))
+    task_id: Mapped[str] = mapped_column(String(250))
+    map_index: Mapped[int] = mapped_column(Integer, default=-1)
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(20))  # the task's state when the miss was seen
+    notified: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -11,6 +11,9 @@ Two ways to read an upstream task's output (the JSON value it wrote to `ORCH_OUT
 - `ti.xcom_pull(task_ids="extract")`: Airflow's forgiving form; `None` (or `default`) for a task
   without an output, and a list (in the order asked) for a list of task ids.
 
+A mapped task's output is the list of its instances' outputs, in map-index order (None for an
+instance without one). A mapped instance sees its own values as `mapped` (`{{ mapped.item }}`).
+
 Not provided on purpose: Airflow's `conf` (its configuration), `var` and `conn`, and the
 non-deterministic macros (`time`, `uuid`, `random`): rendering the same attempt twice must give
 the same result.
@@ -30,6 +33,7 @@ from typing import Any, TypedDict
 import pendulum
 
 from orchestrator.errors import TemplateError
+from orchestrator.models.params import ParamsInvalid, validate_params
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import CronSchedule, DagSpec, ParamSpec, TaskSpec
 
@@ -309,18 +313,29 @@ class TemplateContext(TypedDict):
     outputs: Outputs
     map_index: int
     try_number: int
+    mapped: dict[str, Any]
 
 
 def resolve_params(dag: DagSpec, task: TaskSpec, conf: Mapping[str, Any]) -> dict[str, Any]:
     """`params`: DAG defaults, then the task's defaults, then the run's conf on top.
 
     As Airflow does with `dag_run_conf_overrides_params` (its default), every conf key is merged
-    in, including keys no param declares. Values are copies: nothing the caller holds is shared.
+    in, including keys no param declares. The result is validated against the params'
+    declarations (`models.params`; the task's declaration of a name beats the DAG's), so
+    templates see validated values; a run whose conf no longer fits (the DAG's params changed
+    since it was triggered) fails the task with a TemplateError naming the param. Values are
+    copies: nothing the caller holds is shared.
     """
     params = _defaults(dag.params)
     params.update(_defaults(task.params))
     params.update(copy.deepcopy(dict(conf)))
-    return params
+    try:
+        return validate_params({**dag.params, **task.params}, params)
+    except ParamsInvalid as exc:
+        raise TemplateError(
+            f"DAG {dag.dag_id!r}, task {task.task_id!r}: the run's params do not fit their"
+            f" declaration: {exc}"
+        ) from None
 
 
 def build_context(
@@ -331,11 +346,13 @@ def build_context(
     try_number: int,
     map_index: int = -1,
     outputs: Mapping[str, Any],
+    mapped: Mapping[str, Any] | None = None,
 ) -> TemplateContext:
     """The Jinja context for one attempt of one task in one run.
 
-    `outputs` maps task ids to the outputs (JSON values) of tasks of this run that have one;
-    `map_index` is -1 for an unmapped task, as in Airflow.
+    `outputs` maps task ids to the outputs (JSON values) of tasks of this run that have one
+    (a mapped task's: the list of its instances' outputs); `map_index` is -1 for an unmapped
+    task, as in Airflow; `mapped` holds a mapped instance's values by expanded field.
     """
     logical_date = pendulum.instance(run.logical_date)
     interval_start = pendulum.instance(run.data_interval_start)
@@ -398,6 +415,7 @@ def build_context(
         outputs=Outputs(outputs, dag, task.task_id),
         map_index=map_index,
         try_number=try_number,
+        mapped=copy.deepcopy(dict(mapped or {})),
     )
 
 

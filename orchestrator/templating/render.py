@@ -175,6 +175,7 @@ def render_task(
     try_number: int,
     map_index: int = -1,
     outputs: Mapping[str, Any],
+    mapped: Mapping[str, Any] | None = None,
 ) -> RenderedTask:
     """Render every templated field of one attempt of `task`.
 
@@ -183,7 +184,7 @@ def render_task(
     template came from a file, and the underlying message.
     """
     context = build_context(
-        dag, task, run, try_number=try_number, map_index=map_index, outputs=outputs
+        dag, task, run, try_number=try_number, map_index=map_index, outputs=outputs, mapped=mapped
     )
     renderer = _TaskRenderer(dag, task, map_index, context)
     return RenderedTask(

@@ -75,3 +75,17 @@ def test_the_leaves_decide_the_run() -> None:
     assert run_outcome(spec, views(work=S.FAILED, cleanup=S.SUCCESS)) == RunState.SUCCESS
     assert run_outcome(spec, views(work=S.SUCCESS, cleanup=S.FAILED)) == RunState.FAILED
     assert run_outcome(None, views(work=S.FAILED, cleanup=S.SUCCESS)) == RunState.FAILED
+
+
+def test_removed_parent_never_blocks_its_child() -> None:
+    d = decide(DIAMOND, views(a=S.SUCCESS, b=S.SUCCESS, c=S.REMOVED, d=S.NONE), NOW)
+    assert d.schedule == ["d"]
+    only_removed = decide(DIAMOND, views(a=S.SUCCESS, b=S.REMOVED, c=S.REMOVED, d=S.NONE), NOW)
+    assert only_removed.schedule == ["d"]  # as if the edges were gone
+
+
+def test_removed_instances_neither_block_nor_fail_the_run() -> None:
+    assert run_outcome(DIAMOND, views(a=S.SUCCESS, b=S.SUCCESS, c=S.REMOVED, d=S.REMOVED)) == (
+        RunState.SUCCESS
+    )
+    assert run_outcome(None, views(a=S.SUCCESS, gone=S.REMOVED)) == RunState.SUCCESS

@@ -416,6 +416,31 @@ def test_group_on_the_left_of_a_task_list() -> None:
     assert edges(dag) == {("g.a", "b"), ("g.a", "c")}
 
 
+def test_group_with_left_shift_and_group_to_group() -> None:
+    with DAG("d", default_args={"image": "alpine"}) as dag:
+        s = ContainerTask("s")
+        with TaskGroup("g") as g:
+            ContainerTask("a") >> ContainerTask("b")
+        e = ContainerTask("e")
+        with TaskGroup("h") as h:
+            ContainerTask("x"), ContainerTask("y")
+        g << s  # task >> group, written the other way
+        e << g  # group >> task
+        h << [s, e]
+        g >> h  # group >> group: leaves of g to roots of h
+    assert edges(dag) == {
+        ("s", "g.a"),
+        ("g.a", "g.b"),
+        ("g.b", "e"),
+        ("s", "h.x"),
+        ("s", "h.y"),
+        ("e", "h.x"),
+        ("e", "h.y"),
+        ("g.b", "h.x"),
+        ("g.b", "h.y"),
+    }
+
+
 def test_empty_group_in_a_dependency_is_an_error() -> None:
     with DAG("d", default_args={"image": "alpine"}):
         a = ContainerTask("a")

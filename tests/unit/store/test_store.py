@@ -88,7 +88,7 @@ def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
         run_pk = make_run(session)
         ti = run_store.task_instances(session, run_pk)[0]
         with pytest.raises(IllegalTransition):
-            ti_store.set_ti_state(session, ti, TaskState.SUCCESS, NOW)
+            ti_store.set_ti_state(session, ti, TaskState.RUNNING, NOW)  # never queued
 
 
 def test_run_state_stamps_start_and_end(sessions: sessionmaker[Session]) -> None:

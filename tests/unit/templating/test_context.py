@@ -393,3 +393,11 @@ def test_run_info_is_frozen_and_round_trips_json() -> None:
     with pytest.raises(ValidationError):
         run.run_id = "other"  # type: ignore[misc]
     assert RunInfo.model_validate_json(run.model_dump_json()) == run
+
+
+def test_params_are_validated_values_and_a_stale_conf_fails_the_render() -> None:
+    dag = make_dag(params={"rows": ParamSpec(default=1, type="integer", maximum=10)})
+    assert render("{{ params.rows + 1 }}", run=make_run(conf={"rows": 4}), dag=dag) == "5"
+    # the conf was accepted before the DAG narrowed the param: the task fails, saying why
+    with pytest.raises(TemplateError, match=r"params do not fit.*param 'rows' expects integer"):
+        resolve_params(dag, dag.task("load"), {"rows": 40})

@@ -1,0 +1,127 @@
+"""Choosing which scheduled task instances take a slot in this pass, for the scheduler.
+
+Reads what the limits need with two small queries per pass (pool sizes; queued and running
+instances grouped by DAG, task and pool), leaves the decision to
+`scheduling.limits.select_launches`, and records the outcome on the rows: a chosen instance
+remembers the pool and slots it takes; one that cannot start until an operator acts (unknown
+pool, pool too small) shows why in its state detail and stays scheduled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from orchestrator.models.specs import DEFAULT_POOL, DagSpec, TaskSpec
+from orchestrator.scheduling.limits import (
+    Active,
+    Candidate,
+    Occupancy,
+    WeightCache,
+    select_launches,
+)
+from orchestrator.store import pools as pool_store
+from orchestrator.store.tables import DagRunRow, TaskInstanceRow
+
+log = logging.getLogger(__name__)
+
+#: Starts the state detail of an instance that waits for an operator to fix its pool.
+WAITING_PREFIX = "waiting: "
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A scheduled task instance with its run and its DAG's current spec."""
+
+    ti: TaskInstanceRow
+    run: DagRunRow
+    spec: DagSpec
+    task: TaskSpec
+
+
+def occupancy(session: Session) -> Occupancy:
+    """Queued and running task instances and the pool slots they hold (one query)."""
+    return Occupancy.of(
+        Active(g.dag_id, g.task_id, g.pool, g.count, g.slots)
+        for g in pool_store.active_groups(session)
+    )
+
+
+class SlotPlanner:
+    """Applies the limits for the scheduler; keeps effective priorities per spec version."""
+
+    def __init__(self, parallelism: int) -> None:
+        self._parallelism = parallelism
+        self._weights = WeightCache()
+
+    def choose(
+        self,
+        session: Session,
+        waiting: Sequence[Waiting],
+        version_of: Callable[[str], str],
+        held: Occupancy,
+    ) -> list[Waiting]:
+        """The instances to launch now, highest priority first; `version_of(dag_id)` names
+        the spec version (its hash) that effective priorities are cached under."""
+        if not waiting:
+            return []
+        pools = pool_store.pool_sizes(session)
+        if DEFAULT_POOL not in pools:
+            pools[DEFAULT_POOL] = pool_store.ensure_default_pool(session).slots
+        by_ti: dict[int, Waiting] = {}
+        weights_of: dict[str, dict[str, int]] = {}
+        runs: dict[int, tuple[str, datetime, datetime]] = {}
+        candidates = []
+        for item in waiting:
+            ti, spec, task = item.ti, item.spec, item.task
+            weights = weights_of.get(spec.dag_id)
+            if weights is None:
+                weights = weights_of[spec.dag_id] = self._weights.weights(
+                    spec, version_of(spec.dag_id)
+                )
+            run = runs.get(id(item.run))
+            if run is None:
+                run = runs[id(item.run)] = (
+                    item.run.run_id,
+                    item.run.logical_date,
+                    item.run.queued_at,
+                )
+            ti_id = ti.id
+            by_ti[ti_id] = item
+            candidates.append(
+                Candidate(
+                    ti_id=ti_id,
+                    dag_id=spec.dag_id,
+                    run_id=run[0],
+                    task_id=task.task_id,
+                    map_index=ti.map_index,
+                    logical_date=run[1],
+                    queued_at=run[2],
+                    priority=weights.get(task.task_id, task.priority_weight),
+                    pool=task.pool,
+                    pool_slots=task.pool_slots,
+                    max_active_tasks=spec.max_active_tasks,
+                    max_active_tis_per_dag=task.max_active_tis_per_dag,
+                )
+            )
+        selection = select_launches(candidates, held, parallelism=self._parallelism, pools=pools)
+        for ti_id, reason in selection.blocked.items():
+            ti = by_ti[ti_id].ti
+            detail = WAITING_PREFIX + reason
+            if ti.state_detail != detail:
+                log.warning(
+                    "DAG '%s', run '%s', task '%s': %s", ti.dag_id, ti.run_id, ti.task_id, detail
+                )
+                ti.state_detail = detail
+        chosen = []
+        for candidate in selection.launch:
+            item = by_ti[candidate.ti_id]
+            item.ti.pool, item.ti.pool_slots = candidate.pool, candidate.pool_slots
+            if item.ti.state_detail and item.ti.state_detail.startswith(WAITING_PREFIX):
+                item.ti.state_detail = None
+            chosen.append(item)
+        return chosen

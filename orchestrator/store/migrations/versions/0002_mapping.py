@@ -1,0 +1,26 @@
+"""dynamic task mapping: a mapped instance's values
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("task_instances", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("map_values", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("task_instances", schema=None) as batch_op:
+        batch_op.drop_column("map_values")
