@@ -20,7 +20,6 @@ from tests.integration.test_scheduler_docker import (  # noqa: F401 - re-collect
 from tests.unit.services.test_mapping_scheduler import *  # noqa: F403 - re-collected here
 from tests.unit.services.test_pools import *  # noqa: F403 - re-collected here
 from tests.unit.services.test_scheduler import *  # noqa: F403 - re-collected here
-from tests.unit.services.test_scheduler_limits import *  # noqa: F403 - re-collected here
 from tests.unit.store.test_store import *  # noqa: F403 - re-collected here
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker]
