@@ -9,6 +9,7 @@ runtime's event subscription and wakes the loop at once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import shutil
@@ -103,6 +104,18 @@ class TickReport:
     runs_finished: list[tuple[str, str, RunState]] = field(default_factory=list)
 
 
+@dataclass
+class _PassMemory:
+    """The scheduler's in-memory pass state before a message was handled (see `_handle_all`)."""
+
+    notices: int
+    actions: int
+    report: TickReport
+    harvesting: set[str]
+    stopping: set[str]
+    finished: bool
+
+
 class Scheduler:
     """Executes queued runs on a container runtime."""
 
@@ -169,6 +182,12 @@ class Scheduler:
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
         self._slots = SlotPlanner(settings.parallelism)
+        # Which runs a pass looks at: all of them in a sweep, else those whose task instances
+        # changed (see `_sweep_due`).
+        self._sweeping = True
+        self._last_sweep: datetime | None = None
+        self._touched: set[int] = set()  # runs whose task instances changed this pass
+        self._changed: set[int] = set()  # ... and in the pass before
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -231,23 +250,19 @@ class Scheduler:
         repeat while workers have already answered (always so with an inline executor).
         """
         report = TickReport()
-        for _ in range(_MAX_PASSES_PER_TICK):
+        for number in range(_MAX_PASSES_PER_TICK):
             messages = self._take_inbox()
             after_commit: list[Callable[[], object]] = []
+            self._sweeping = self._sweep_due(now, first=number == 0, messages=bool(messages))
             with self._sessions.begin() as session:
                 self._pass_specs, self._pass_tis, self._pass_finished = {}, {}, False
                 self._pass_running = None
                 self._pass_notices = []
-                for message in messages:
-                    noticed = len(self._pass_notices)
-                    try:
-                        with session.begin_nested():
-                            self._handle(session, message, now, report, after_commit)
-                    except Exception:
-                        del self._pass_notices[noticed:]  # rolled back: nothing to tell
-                        log.exception("could not handle %r", message)
+                self._changed, self._touched = self._touched, set()
+                self._handle_all(session, messages, now, report, after_commit)
                 started = self._start_queued_runs(session, now)
                 report.runs_started += started
+                self._sweeping = self._sweeping or bool(started)
                 self._verify_integrity(session, now)
                 deadline = self._enforce_timeouts(session, now, after_commit)
                 retry_at = self._decide_readiness(session, now)
@@ -278,6 +293,31 @@ class Scheduler:
                 break
         return report
 
+    def _sweep_due(self, now: datetime, *, first: bool, messages: bool) -> bool:
+        """Whether this pass looks at every running run rather than only the changed ones.
+
+        Passes driven by the scheduler's own events (container exits, launches) only need
+        the runs those events touched. Every other pass sweeps: the first pass of a tick
+        that no event started (a poll, a wake-up: other processes may have cleared or marked
+        tasks), a pass at or after a retry, reschedule or timeout deadline, and at least one
+        pass per `trigger_poll_interval`.
+        """
+        due = (
+            self._last_sweep is None
+            or (first and not messages)
+            or (self._next_deadline is not None and now >= self._next_deadline)
+            or (now - self._last_sweep).total_seconds() >= self._settings.trigger_poll_interval
+        )
+        if due:
+            self._last_sweep = now
+        return due
+
+    def _watched(self, runs: list[DagRunRow]) -> list[DagRunRow]:
+        """The running runs this pass decides about (see `_sweep_due`)."""
+        if self._sweeping:
+            return runs
+        return [run for run in runs if run.id in self._changed or run.id in self._touched]
+
     def _take_inbox(self) -> list[object]:
         messages = []
         while True:
@@ -285,6 +325,61 @@ class Scheduler:
                 messages.append(self._inbox.get_nowait())
             except queue.Empty:
                 return messages
+
+    def _handle_all(
+        self,
+        session: Session,
+        messages: list[object],
+        now: datetime,
+        report: TickReport,
+        after_commit: list[Callable[[], object]],
+    ) -> None:
+        """Handle the inbox's messages in one savepoint; if one fails, roll back and handle
+        them again one savepoint each, so only the bad one is logged and skipped.
+
+        Messages are handled without autoflush (their changes are flushed once, when the
+        savepoint ends): they look rows up by key, and what one message changes never decides
+        what a query for the next one finds."""
+        if len(messages) > 1:
+            saved = self._pass_memory(report, after_commit)
+            try:
+                with session.begin_nested(), session.no_autoflush:
+                    for message in messages:
+                        self._handle(session, message, now, report, after_commit)
+                return
+            except Exception:
+                self._restore_pass_memory(saved, report, after_commit)
+        for message in messages:
+            saved = self._pass_memory(report, after_commit)
+            try:
+                with session.begin_nested(), session.no_autoflush:
+                    self._handle(session, message, now, report, after_commit)
+            except Exception:
+                self._restore_pass_memory(saved, report, after_commit)
+                log.exception("could not handle %r", message)
+
+    def _pass_memory(
+        self, report: TickReport, after_commit: list[Callable[[], object]]
+    ) -> _PassMemory:
+        """What handling a message changes outside the database, to undo on rollback."""
+        return _PassMemory(
+            notices=len(self._pass_notices),
+            actions=len(after_commit),
+            report=dataclasses.replace(report, runs_finished=list(report.runs_finished)),
+            harvesting=set(self._harvesting),
+            stopping=set(self._stopping),
+            finished=self._pass_finished,
+        )
+
+    def _restore_pass_memory(
+        self, saved: _PassMemory, report: TickReport, after_commit: list[Callable[[], object]]
+    ) -> None:
+        del self._pass_notices[saved.notices :]  # rolled back: nothing to tell
+        del after_commit[saved.actions :]
+        report.__dict__.update(saved.report.__dict__)
+        self._harvesting, self._stopping = saved.harvesting, saved.stopping
+        self._pass_finished = saved.finished
+        self._pass_tis, self._pass_running = {}, None  # may hold rows the rollback discarded
 
     def _handle(
         self,
@@ -303,7 +398,7 @@ class Scheduler:
             if ti.state == TaskState.QUEUED.value:
                 ti.start_date = message.started_at
                 self._set_state(session, ti, TaskState.RUNNING, message.started_at)
-                attempt = ti_store.get_attempt(session, ti.id, ti.try_number)
+                attempt = self._attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
         elif isinstance(message, LaunchFailed):
@@ -380,6 +475,13 @@ class Scheduler:
             self._pass_running = runs
         return runs
 
+    def _attempt(self, session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
+        """The attempt row of a try. It was stored when the try was queued, in an earlier
+        pass, so the query need not flush this pass's changes first (flushing per message
+        would cost more than the whole message)."""
+        with session.no_autoflush:
+            return ti_store.get_attempt(session, ti_id, try_number)
+
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
 
@@ -405,12 +507,17 @@ class Scheduler:
             tis = self._run_tis(session, run.id)
             if integrity.sync_run(session, run, spec, tis, now, self._set_state).add:
                 self._pass_tis.pop(run.id, None)
+                self._touched.add(run.id)
             run.spec_hash = target
 
     def _decide_readiness(self, session: Session, now: datetime) -> datetime | None:
         """Apply readiness decisions; return the earliest pending retry (or reschedule) time."""
         earliest: datetime | None = None
-        for run in self._runs(session, RunState.RUNNING):
+        running = self._watched(self._runs(session, RunState.RUNNING))
+        missing = [run.id for run in running if run.id not in self._pass_tis]
+        if len(missing) > 1:
+            self._pass_tis.update(run_store.task_instances_of_runs(session, missing))
+        for run in running:
             spec = self._spec(session, run.dag_id)
             if spec is None:
                 continue
@@ -475,7 +582,7 @@ class Scheduler:
         return run_store.task_states(session, previous.id) if previous is not None else None
 
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
-        for run in self._runs(session, RunState.RUNNING):
+        for run in self._watched(self._runs(session, RunState.RUNNING)):
             tis = self._run_tis(session, run.id)
             views = {ti.task_id: TaskView(TaskState(ti.state)) for ti in tis if ti.map_index == -1}
             state = run_outcome(self._spec(session, run.dag_id), views)
@@ -622,7 +729,7 @@ class Scheduler:
     ) -> None:
         """Add the attempt row of a new try, or update it for the next poke of the same try
         (keeping when the try was first queued)."""
-        attempt = ti_store.get_attempt(session, ti.id, ti.try_number) if continuing else None
+        attempt = self._attempt(session, ti.id, ti.try_number) if continuing else None
         if attempt is None:
             session.add(TaskAttemptRow(ti_id=ti.id, try_number=ti.try_number, **values))
             return
@@ -667,8 +774,11 @@ class Scheduler:
     ) -> None:
         if container_id in self._harvesting:
             return
-        ti = ti_store.ti_by_container(session, container_id)
-        if ti is None or TaskState(ti.state) not in ACTIVE_TASK_STATES:
+        with session.no_autoflush:  # container ids are stored by workers, never pending here
+            ti = ti_store.ti_by_container(session, container_id)
+        if ti is None or ti.container_id != container_id:
+            return
+        if TaskState(ti.state) not in ACTIVE_TASK_STATES:
             return
         if not self._owns(session, ti):
             return
@@ -698,7 +808,7 @@ class Scheduler:
         spec = self._spec(session, ti.dag_id)
         dag_active = integrity.target_hash(session.get(DagRow, ti.dag_id)) != integrity.NO_SPEC
         if spec is None or ti.task_id not in spec.task_ids or not dag_active:
-            attempt = ti_store.get_attempt(session, ti.id, try_number)
+            attempt = self._attempt(session, ti.id, try_number)
             integrity.finish_removed_attempt(
                 session,
                 ti,
@@ -749,7 +859,7 @@ class Scheduler:
         ti.next_try_at = result.next_try_at
         if result.state == TaskState.RUNNING:  # a poke-mode sensor between pokes
             ti.container_id, ti.state_detail = None, result.detail
-        attempt = ti_store.get_attempt(session, ti.id, try_number)
+        attempt = self._attempt(session, ti.id, try_number)
         if attempt is not None:
             attempt.state = attempt_result.state.value
             attempt.exit_code = end.exit_code
@@ -896,6 +1006,7 @@ class Scheduler:
     ) -> None:
         old = TaskState(ti.state)
         ti_store.set_ti_state(session, ti, state, now, detail)
+        self._touched.add(ti.dag_run_id)
         self._pass_notices.extend(
             task_notices(
                 self._settings,

@@ -133,6 +133,23 @@ def task_states(session: Session, dag_run_id: int) -> dict[str, TaskState]:
     return {task_id: TaskState(state) for task_id, state in rows}
 
 
+def task_instances_of_runs(
+    session: Session, dag_run_ids: Sequence[int]
+) -> dict[int, list[TaskInstanceRow]]:
+    """The task instances of several runs in one query, by run (every id gets a list)."""
+    found: dict[int, list[TaskInstanceRow]] = {run_id: [] for run_id in dag_run_ids}
+    for start in range(0, len(dag_run_ids), 500):  # bounded IN lists
+        chunk = dag_run_ids[start : start + 500]
+        query = (
+            select(TaskInstanceRow)
+            .where(TaskInstanceRow.dag_run_id.in_(chunk))
+            .order_by(TaskInstanceRow.id)
+        )
+        for ti in session.scalars(query):
+            found[ti.dag_run_id].append(ti)
+    return found
+
+
 def task_instances(session: Session, dag_run_id: int) -> list[TaskInstanceRow]:
     return list(
         session.scalars(

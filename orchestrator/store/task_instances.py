@@ -5,16 +5,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
 from orchestrator.models.states import TaskState, check_task_transition
 from orchestrator.store.tables import (
+    Base,
     DagRunRow,
     TaskAttemptRow,
     TaskInstanceRow,
     TaskStateChangeRow,
+)
+
+# Statements the scheduler runs for every attempt, built once (building an ORM expression
+# costs about as much as running it).
+_TIS = Base.metadata.tables[TaskInstanceRow.__tablename__]
+_ATTEMPTS = Base.metadata.tables[TaskAttemptRow.__tablename__]
+_SET_TI_CONTAINER = (
+    update(_TIS)
+    .where(_TIS.c.id == bindparam("ti"), _TIS.c.try_number == bindparam("try"))
+    .values(container_id=bindparam("cid"))
+)
+_SET_ATTEMPT_CONTAINER = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.ti_id == bindparam("ti"), _ATTEMPTS.c.try_number == bindparam("try"))
+    .values(container_id=bindparam("cid"))
+)
+_GET_ATTEMPT = select(TaskAttemptRow).where(
+    TaskAttemptRow.ti_id == bindparam("ti_id"),
+    TaskAttemptRow.try_number == bindparam("try_number"),
+)
+_TI_BY_CONTAINER = select(TaskInstanceRow).where(
+    TaskInstanceRow.container_id == bindparam("container_id")
 )
 
 
@@ -68,9 +91,7 @@ def count_in_states(session: Session, states: Sequence[TaskState]) -> int:
 
 
 def ti_by_container(session: Session, container_id: str) -> TaskInstanceRow | None:
-    return session.scalar(
-        select(TaskInstanceRow).where(TaskInstanceRow.container_id == container_id)
-    )
+    return session.scalar(_TI_BY_CONTAINER, {"container_id": container_id})
 
 
 def get_ti(
@@ -90,31 +111,25 @@ def get_ti(
 
 
 def get_run_of(session: Session, ti: TaskInstanceRow) -> DagRunRow:
-    run = session.get(DagRunRow, ti.dag_run_id)
+    with session.no_autoflush:  # by primary key: pending changes cannot matter
+        run = session.get(DagRunRow, ti.dag_run_id)
     assert run is not None
     return run
 
 
 def set_container_id(session: Session, ti_id: int, try_number: int, container_id: str) -> None:
-    """Persist the container id of an attempt (done before the container is started)."""
-    session.execute(
-        update(TaskInstanceRow)
-        .where(TaskInstanceRow.id == ti_id, TaskInstanceRow.try_number == try_number)
-        .values(container_id=container_id)
-    )
-    session.execute(
-        update(TaskAttemptRow)
-        .where(TaskAttemptRow.ti_id == ti_id, TaskAttemptRow.try_number == try_number)
-        .values(container_id=container_id)
-    )
+    """Persist the container id of an attempt (done before the container is started).
+
+    Plain SQL on the session's connection: the ORM objects of other sessions that hold
+    these rows are not this function's concern."""
+    values = {"ti": ti_id, "try": try_number, "cid": container_id}
+    connection = session.connection()
+    connection.execute(_SET_TI_CONTAINER, values)
+    connection.execute(_SET_ATTEMPT_CONTAINER, values)
 
 
 def get_attempt(session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
-    return session.scalar(
-        select(TaskAttemptRow).where(
-            TaskAttemptRow.ti_id == ti_id, TaskAttemptRow.try_number == try_number
-        )
-    )
+    return session.scalar(_GET_ATTEMPT, {"ti_id": ti_id, "try_number": try_number})
 
 
 def attempts(session: Session, ti_id: int) -> list[TaskAttemptRow]:

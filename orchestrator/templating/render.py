@@ -19,6 +19,7 @@ Rendering reads template files but writes nothing, and the same inputs give the 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import types
@@ -32,6 +33,7 @@ from jinja2 import (
     DictLoader,
     FileSystemLoader,
     StrictUndefined,
+    Template,
     TemplateNotFound,
     TemplateSyntaxError,
 )
@@ -145,11 +147,25 @@ def make_environment(folder: str | Path | None = None) -> SandboxedEnvironment:
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
-        auto_reload=False,
+        auto_reload=True,  # a changed template file is compiled again (checked by mtime)
     )
     env.filters.update(FILTERS)
     env.filters["tojson"] = to_json
     return env
+
+
+@functools.lru_cache(maxsize=64)
+def _shared_environment(folder: Path | None) -> SandboxedEnvironment:
+    """One environment per DAG folder, kept: environments hold no per-render state, and
+    keeping one keeps its compiled templates (see `_compiled`)."""
+    return make_environment(folder)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(env: SandboxedEnvironment, template: str) -> Template:
+    """A template string compiled once per environment (compiling costs far more than
+    rendering); the sandbox checks run at render time, so sharing is safe."""
+    return env.from_string(template)
 
 
 def render_string(
@@ -211,7 +227,7 @@ class _TaskRenderer:
         self, dag: DagSpec, task: TaskSpec, map_index: int, context: Mapping[str, Any]
     ) -> None:
         self.folder = dag_folder(dag)
-        self.env = make_environment(self.folder)
+        self.env = _shared_environment(self.folder)
         self.context = context
         mapped = f" (map index {map_index})" if map_index >= 0 else ""
         self.prefix = f"DAG {dag.dag_id!r}, task {task.task_id!r}{mapped}"
@@ -290,7 +306,7 @@ class _TaskRenderer:
 def _render(env: SandboxedEnvironment, template: str, context: Mapping[str, Any]) -> str:
     if not any(marker in template for marker in _MARKUP):
         return template  # plain text renders to itself; skip compiling it
-    return env.from_string(template).render(context)
+    return _compiled(env, template).render(context)
 
 
 def _failure(template: str, file_name: str | None, exc: BaseException, folder: Path | None) -> str:
