@@ -4,8 +4,10 @@ Decisions:
 - `max_active_runs` caps a DAG's runs in state RUNNING (every run type: scheduled, manual,
   backfill). Queued runs start oldest logical date first (ties: oldest queued first) while
   the DAG is under its cap; the others wait queued.
-- A paused DAG's queued runs are not started (its running ones finish). `test` runs (from
-  `dags test`) are started regardless: they are run by hand, in the foreground.
+- A paused DAG's queued runs are not started (its running ones finish), except backfill runs:
+  a backfill is an explicit request and works on paused DAGs too (as in Airflow). `test`
+  runs (from `dags test`) are started regardless of pause and cap: they run in the
+  foreground of the command that made them.
 - A run times out once `now >= start_date + dagrun_timeout` (measured from when it started
   running, not from when it was queued: time spent waiting behind `max_active_runs` does not
   count).
@@ -18,8 +20,10 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-#: Run types a pause or `max_active_runs` does not hold back.
+#: Run types neither a pause nor `max_active_runs` holds back.
 UNLIMITED_RUN_TYPES = frozenset({"test"})
+#: Run types a pause does not hold back (they still count towards `max_active_runs`).
+PAUSE_EXEMPT_RUN_TYPES = frozenset({"test", "backfill"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ def runs_to_start(
         if run.run_type in UNLIMITED_RUN_TYPES:
             chosen.append(run.pk)
             continue
-        if run.dag_id in paused or active[run.dag_id] >= max_active_runs(run.dag_id):
+        held = run.dag_id in paused and run.run_type not in PAUSE_EXEMPT_RUN_TYPES
+        if held or active[run.dag_id] >= max_active_runs(run.dag_id):
             continue
         active[run.dag_id] += 1
         chosen.append(run.pk)

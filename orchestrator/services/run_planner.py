@@ -18,7 +18,7 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -133,3 +133,13 @@ def upcoming_run(session: Session, spec: DagSpec, now: datetime) -> DataInterval
         return None
     last = _interval(run_store.latest_run_of_type(session, spec.dag_id, SCHEDULED))
     return next_run(spec, last, now) or next_interval(spec, last)
+
+
+def upcoming_runs(
+    session: Session, rows: Sequence[DagRow], now: datetime
+) -> dict[str, DataInterval | None]:
+    """`upcoming_run` of each of these stored DAGs, by DAG id."""
+    return {
+        row.dag_id: upcoming_run(session, DagSpec.model_validate_json(row.spec_json), now)
+        for row in rows
+    }
