@@ -58,6 +58,12 @@ def _zone(tz: str) -> ZoneInfo:
     return ZoneInfo(tz)
 
 
+def _utc(when: datetime) -> datetime:
+    """`when` as a plain stdlib UTC datetime (pendulum's subclass is not naive-safe here)."""
+    u = when.astimezone(UTC)
+    return datetime(u.year, u.month, u.day, u.hour, u.minute, u.second, u.microsecond, tzinfo=UTC)
+
+
 def _wall(when: datetime, zone: ZoneInfo) -> datetime:
     """The naive local wall time of an instant. An instant in the repeated autumn hour's
     second pass is read as if the clock had not been put back (02:15 CET -> 03:15), so that
@@ -83,12 +89,12 @@ def _covers_every_hour(it: croniter) -> bool:
 
 def cron_next(expression: str, tz: str, current: datetime) -> datetime:
     """The first fire time strictly after `current` (UTC in, UTC out)."""
-    zone = _zone(tz)
+    zone, current = _zone(tz), _utc(current)
     wall = _wall(current, zone)
     it = croniter(expression, wall)
     if _covers_every_hour(it):
         nxt: datetime = it.get_next(datetime)
-        return current.astimezone(UTC) + (nxt - wall)
+        return current + (nxt - wall)
     # a skipped wall time (shifted forward by its gap) may lie after `current` while its wall
     # time lies before `current`'s: start looking one gap earlier
     it = croniter(expression, wall - _MAX_GAP)
@@ -100,12 +106,12 @@ def cron_next(expression: str, tz: str, current: datetime) -> datetime:
 
 def cron_prev(expression: str, tz: str, current: datetime) -> datetime:
     """The last fire time strictly before `current` (UTC in, UTC out)."""
-    zone = _zone(tz)
+    zone, current = _zone(tz), _utc(current)
     wall = _wall(current, zone)
     it = croniter(expression, wall)
     if _covers_every_hour(it):
         prv: datetime = it.get_prev(datetime)
-        return current.astimezone(UTC) - (wall - prv)
+        return current - (wall - prv)
     while True:
         candidate = _instant(it.get_prev(datetime), zone)
         if candidate < current:

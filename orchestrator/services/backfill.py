@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pendulum
@@ -65,7 +65,8 @@ def parse_dag_date(text: str, spec: DagSpec, what: str, *, end_of_day: bool = Fa
         ) from exc
     if not isinstance(parsed, datetime):
         raise UserError(f"{what} {text!r} is not a date or datetime")
-    return parsed.in_timezone("UTC")
+    utc = parsed.astimezone(UTC)
+    return datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=UTC)  # a plain datetime
 
 
 def backfill(
