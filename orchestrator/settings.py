@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     off where DAG authors should not run code there; such notifications are then refused."""
     notification_workers: int = Field(default=4, ge=1)
     """Threads delivering notifications (webhooks, commands, container hooks)."""
+    dags_are_paused_at_creation: bool = False
+    """Whether a DAG seen for the first time starts paused (no scheduled runs until
+    `orchestrator dags unpause`), as Airflow's setting of the same name."""
+    max_runs_created_per_pass: int = Field(default=100, ge=1)
+    """Most scheduled runs one scheduler pass creates per DAG: a long catch-up (years of
+    hourly runs) is spread over successive passes instead of blocking one."""
 
     @field_validator("home", "dags_folder", mode="after")
     @classmethod

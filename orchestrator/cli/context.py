@@ -62,6 +62,7 @@ class AppContext:
             self.settings.resolved_dags_folder,
             timeout=self.settings.dag_file_timeout,
             now=self.clock.now(),
+            paused_at_creation=self.settings.dags_are_paused_at_creation,
         )
 
     def load_dag(self, dag_id: str) -> DagSpec:

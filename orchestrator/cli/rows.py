@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from orchestrator.store.tables import DagRow, DagRunRow, ImportErrorRow, TaskInstanceRow
@@ -12,7 +13,8 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def dag_row(row: DagRow) -> dict[str, Any]:
+def dag_row(row: DagRow, next_run: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+    """A DAG's listing; `next_run` is the data interval of its next scheduled run."""
     spec = json.loads(row.spec_json)
     schedule = spec.get("schedule")
     if schedule is not None:
@@ -25,6 +27,8 @@ def dag_row(row: DagRow) -> dict[str, Any]:
         "schedule": schedule,
         "tags": spec.get("tags", []),
         "tasks": len(spec.get("tasks", [])),
+        "next_run": _iso(next_run[0]) if next_run else None,
+        "next_data_interval_end": _iso(next_run[1]) if next_run else None,
     }
 
 
@@ -45,6 +49,7 @@ def run_row(run: DagRunRow) -> dict[str, Any]:
         "queued_at": _iso(run.queued_at),
         "start_date": _iso(run.start_date),
         "end_date": _iso(run.end_date),
+        "state_detail": run.state_detail,
     }
 
 

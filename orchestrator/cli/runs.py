@@ -62,7 +62,8 @@ def show(
         groups = groups_json(spec, states)
         typer.echo(json.dumps({**row, "task_instances": tis, "groups": groups}, indent=2))
         return
-    typer.echo(f"run {run_id} of {dag_id}: {row['state']}")
+    detail = f"  ({row['state_detail']})" if row["state_detail"] else ""
+    typer.echo(f"run {run_id} of {dag_id}: {row['state']}{detail}")
     if not expand:
         tis = collapse(tis, task_groups(spec), state_key="state")
     emit(

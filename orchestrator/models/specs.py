@@ -456,8 +456,24 @@ class DagSpec(Spec):
     description: str | None = None
     tasks: tuple[TaskSpec, ...] = ()
     max_active_tasks: int = 16
+    #: Most runs of this DAG in state running at once; more wait queued (oldest first).
+    max_active_runs: int = 16
+    #: A run still running this long after it started is failed (its containers stopped).
+    dagrun_timeout: timedelta | None = None
 
-    @field_validator("max_active_tasks")
+    @field_validator("dagrun_timeout", mode="before")
+    @classmethod
+    def _timeout_seconds(cls, value: Any) -> Any:
+        return _as_timedelta(value)
+
+    @field_validator("dagrun_timeout")
+    @classmethod
+    def _timeout_positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError(f"must be a positive duration, got {value.total_seconds():g}s")
+        return value
+
+    @field_validator("max_active_tasks", "max_active_runs")
     @classmethod
     def _max_active_tasks_positive(cls, value: int) -> int:
         if value < 1:

@@ -1,8 +1,10 @@
 """Turning what users write in DAG files into spec values, with messages that name the place.
 
 Decisions recorded here:
-- A schedule string is any non-empty text (cron or preset such as `@daily`); the scheduling
-  layer validates cron syntax. A `timedelta` schedule must be positive.
+- A schedule string is a preset (`@once @hourly @daily @weekly @monthly @yearly @annually`)
+  or a cron expression croniter accepts; anything else is refused at load time, naming the
+  DAG and the expression. A `timedelta` schedule must be positive. A scheduled DAG needs a
+  `start_date` (as in Airflow: it is where its first data interval begins).
 - Naive dates are read in the DAG's timezone and stored as UTC, by `pendulum.datetime`'s rules:
   a wall time skipped by a DST change moves forward (02:30 -> 03:30), an ambiguous one is taken
   after the change. A `date` means midnight of that day; ISO strings are accepted too.
@@ -110,7 +112,9 @@ def to_schedule(where: str, schedule: ScheduleArg) -> CronSchedule | DeltaSchedu
                 f"{where}: schedule is an empty string; use a cron expression, a preset such "
                 "as '@daily', a timedelta, or None for manual runs only"
             )
-        return CronSchedule(expression=schedule.strip())
+        expression = schedule.strip()
+        check_cron(where, expression)
+        return CronSchedule(expression=expression)
     if isinstance(schedule, timedelta):
         if schedule <= timedelta(0):
             raise DagDefinitionError(f"{where}: schedule interval must be positive, got {schedule}")
@@ -119,6 +123,35 @@ def to_schedule(where: str, schedule: ScheduleArg) -> CronSchedule | DeltaSchedu
         f"{where}: schedule must be a cron string, a preset such as '@daily', a timedelta or "
         f"None, not {type(schedule).__name__} {schedule!r}"
     )
+
+
+_PRESETS = {"@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually"}
+
+
+def check_cron(where: str, expression: str) -> None:
+    """Refuse a schedule string that is neither a preset nor a valid cron expression."""
+    if expression.startswith("@"):
+        if expression not in _PRESETS:
+            raise DagDefinitionError(
+                f"{where}: schedule {expression!r} is not a preset; use one of"
+                f" {', '.join(sorted(_PRESETS))}{closest(expression, _PRESETS)}"
+            )
+        return
+    from croniter import croniter  # imported here: unscheduled DAGs need not pay for it
+
+    problem = None
+    try:
+        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+    except Exception as exc:  # croniter raises several types for bad expressions
+        problem = str(exc) or type(exc).__name__
+        if "find next date" in problem:
+            problem = "it never fires"
+    if problem is not None:
+        raise DagDefinitionError(
+            f"{where}: schedule {expression!r} is not a valid cron expression ({problem}); use"
+            " five fields 'minute hour day-of-month month day-of-week' (e.g. '0 6 * * 1-5')"
+            " or a preset such as '@daily'"
+        )
 
 
 def timezone_name(where: str, timezone: str | tzinfo) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +92,11 @@ class DAG:
     arguments given to every task unless the task passes its own. `params` maps names to
     defaults or `Param`s. With the decorator form, the function's docstring is the DAG's
     description unless one is given. `max_active_tasks` caps the task instances of this DAG
-    that hold a slot (queued or running) at once, over all its runs.
+    that hold a slot (queued or running) at once, over all its runs. `max_active_runs` caps
+    its runs in state running (the others wait queued, oldest logical date first);
+    `dagrun_timeout` (a timedelta or seconds) fails a run still running that long after it
+    started, stopping its containers. A scheduled DAG needs a `start_date`; `catchup=True`
+    makes a run for every interval missed since then, `catchup=False` only the latest.
 
     `on_success` and `on_failure` notify when a run finishes in that state, `on_sla_miss` when
     a task misses its `sla`: each takes a notifier (`Webhook`, `Command`, `ContainerHook`) or
@@ -113,6 +117,8 @@ class DAG:
         description: str | None = None,
         timezone: str | tzinfo = "UTC",
         max_active_tasks: int = 16,
+        max_active_runs: int = 16,
+        dagrun_timeout: timedelta | float | None = None,
         on_success: NotifierArg = None,
         on_failure: NotifierArg = None,
         on_sla_miss: NotifierArg = None,
@@ -121,6 +127,12 @@ class DAG:
         tz = timezone_name(where, timezone)
         start = to_utc(where, "start_date", start_date, tz)
         end = to_utc(where, "end_date", end_date, tz)
+        if schedule is not None and start is None:
+            raise DagDefinitionError(
+                f"{where}: a scheduled DAG needs a start_date (where its first data interval"
+                " begins), e.g. start_date=datetime(2026, 1, 1); or use schedule=None for"
+                " manual runs only"
+            )
         if start is not None and end is not None and end < start:
             raise DagDefinitionError(
                 f"{where}: end_date {end.isoformat()} is before start_date {start.isoformat()}"
@@ -138,6 +150,8 @@ class DAG:
                 tags=(tags,) if isinstance(tags, str) else tuple(tags),
                 description=description,
                 max_active_tasks=max_active_tasks,
+                max_active_runs=max_active_runs,
+                dagrun_timeout=dagrun_timeout,
                 on_success=to_notifiers(where, "on_success", on_success),
                 on_failure=to_notifiers(where, "on_failure", on_failure),
                 on_sla_miss=to_notifiers(where, "on_sla_miss", on_sla_miss),

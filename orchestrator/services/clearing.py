@@ -223,19 +223,22 @@ def mark_run(
     *,
     now: datetime,
     by: str = "the CLI",
+    detail: str | None = None,
 ) -> Changes:
     """Mark a whole run `success` or `failed` by hand.
 
     Success: its unfinished tasks become `success`. Failed (as Airflow): its queued and
     running tasks become `failed` (their containers are stopped) and its other unfinished
     tasks `skipped`. Finished tasks keep their state. The run takes `state` at once.
+    `detail` replaces the default state detail ("run marked <state> from <by>") of the
+    changed task instances (the scheduler's dagrun_timeout uses this).
     """
     check_markable(state)
     run = run_store.get_run(session, dag_id, run_id)
     before = run.state
     tis = run_store.task_instances(session, run.id)
     targets = run_mark_states({ti.id: TaskState(ti.state) for ti in tis}, state)
-    detail = f"run marked {state.value} from {by}"
+    detail = detail or f"run marked {state.value} from {by}"
     changes = [_mark(session, ti, targets[ti.id], now, detail) for ti in tis if ti.id in targets]
     run_store.set_run_state(session, run, RunState(state.value), now)
     return Changes(dag_id, run_id, before, run.state, changes)

@@ -33,7 +33,12 @@ def run_scheduler(
     scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
     folder = settings.resolved_dags_folder
 
-    dag_sync = DagFolderSync(sessions, folder, timeout=settings.dag_file_timeout)
+    dag_sync = DagFolderSync(
+        sessions,
+        folder,
+        timeout=settings.dag_file_timeout,
+        paused_at_creation=settings.dags_are_paused_at_creation,
+    )
 
     def parse_loop() -> None:
         next_full = 0.0

@@ -14,14 +14,26 @@ from orchestrator.store import dags as dag_store
 
 
 def sync_dags_folder(
-    sessions: sessionmaker[Session], folder: Path, *, timeout: float, now: datetime
+    sessions: sessionmaker[Session],
+    folder: Path,
+    *,
+    timeout: float,
+    now: datetime,
+    paused_at_creation: bool = False,
 ) -> list[FileResult]:
     """Parse every DAG file and record its DAGs or its import error. Never raises for a bad
     file: each file's failure is recorded on that file alone."""
     results = process_folder(folder, timeout) if folder.is_dir() else []
     with sessions.begin() as session:
         for result in results:
-            dag_store.record_file_result(session, result.fileloc, result.dags, result.error, now)
+            dag_store.record_file_result(
+                session,
+                result.fileloc,
+                result.dags,
+                result.error,
+                now,
+                paused_at_creation=paused_at_creation,
+            )
         dag_store.deactivate_missing_files(session, {r.fileloc for r in results})
     return results
 

@@ -99,8 +99,10 @@ class DagFolderSync:
         timeout: float,
         safe_mode: bool = True,
         workers: int = 2,
+        paused_at_creation: bool = False,
     ) -> None:
         self._sessions = sessions
+        self._paused_at_creation = paused_at_creation
         self._folder = folder
         self._timeout = timeout
         self._safe_mode = safe_mode
@@ -148,7 +150,12 @@ class DagFolderSync:
                 elif result.fileloc not in parsed:
                     continue
                 dag_store.record_file_result(
-                    session, result.fileloc, result.dags, result.error, now
+                    session,
+                    result.fileloc,
+                    result.dags,
+                    result.error,
+                    now,
+                    paused_at_creation=self._paused_at_creation,
                 )
             dag_store.deactivate_missing_files(session, set(self._parsed))
         self._recorded = {r.fileloc: (r.dags, r.error) for r in resolved}

@@ -30,7 +30,7 @@ from orchestrator.runtime.base import ContainerRuntime, Subscription
 from orchestrator.scheduling.attempts import AttemptEnd, Outcome, outcome
 from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
 from orchestrator.scheduling.sensors import poke_outcome
-from orchestrator.services import integrity
+from orchestrator.services import integrity, run_limits
 from orchestrator.services.attempt_worker import (
     AttemptWorker,
     Exited,
@@ -67,6 +67,7 @@ from orchestrator.services.notifications import (
     task_notices,
 )
 from orchestrator.services.run_context import outputs_of, run_info
+from orchestrator.services.run_planner import RunPlanner
 from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
@@ -99,6 +100,7 @@ class TickReport:
     """What one pass did."""
 
     runs_started: int = 0
+    runs_created: int = 0  # scheduled runs created
     launched: int = 0
     finished: int = 0
     runs_finished: list[tuple[str, str, RunState]] = field(default_factory=list)
@@ -130,8 +132,13 @@ class Scheduler:
         listener: SchedulerListener | None = None,
         run_filter: Callable[[DagRunRow], bool] | None = None,
         notifications: NotificationService | None = None,
+        plan_runs: bool | None = None,
     ) -> None:
         self._settings = settings
+        # scheduled runs are created by the general scheduler only (not `dags test`'s)
+        if plan_runs is None:
+            plan_runs = run_filter is None
+        self._planner = RunPlanner(settings.max_runs_created_per_pass) if plan_runs else None
         self._sessions = sessions
         self._runtime = runtime
         self._clock = clock or SystemClock()
@@ -188,6 +195,7 @@ class Scheduler:
         self._last_sweep: datetime | None = None
         self._touched: set[int] = set()  # runs whose task instances changed this pass
         self._changed: set[int] = set()  # ... and in the pass before
+        self._runs_held = False  # queued runs wait for max_active_runs or a pause
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -260,9 +268,11 @@ class Scheduler:
                 self._pass_notices = []
                 self._changed, self._touched = self._touched, set()
                 self._handle_all(session, messages, now, report, after_commit)
+                plan_at = self._plan_runs(session, now, report)
                 started = self._start_queued_runs(session, now)
                 report.runs_started += started
                 self._sweeping = self._sweeping or bool(started)
+                run_timeout_at = self._fail_timed_out_runs(session, now, report)
                 self._verify_integrity(session, now)
                 deadline = self._enforce_timeouts(session, now, after_commit)
                 retry_at = self._decide_readiness(session, now)
@@ -275,13 +285,10 @@ class Scheduler:
                 sla_at = self._check_slas(session, now)
                 if self._pass_finished or started:
                     self._finish_runs(session, now, report)
-            self._next_deadline = min(
-                (
-                    d
-                    for d in (deadline, retry_at, poke_at, sla_at, self._control_wake)
-                    if d is not None
-                ),
-                default=None,
+                    if self._runs_held and report.runs_finished:
+                        self._wake.set()  # a run ended: a held-back queued run may start now
+            self._next_deadline = run_limits.earliest(
+                [deadline, retry_at, poke_at, sla_at, self._control_wake, plan_at, run_timeout_at]
             )
             for action in after_commit:
                 action()
@@ -486,8 +493,15 @@ class Scheduler:
         return self._run_filter(ti_store.get_run_of(session, ti))
 
     def _start_queued_runs(self, session: Session, now: datetime) -> int:
+        """Start queued runs, oldest logical date first, within `max_active_runs` and
+        skipping paused DAGs (see `run_limits`)."""
         started = 0
-        for run in self._runs(session, RunState.QUEUED):
+        queued = self._runs(session, RunState.QUEUED)
+        running = self._runs(session, RunState.RUNNING) if queued else []
+        spec_of = partial(self._spec, session)
+        startable = run_limits.startable_runs(session, queued, running, spec_of)
+        self._runs_held = len(startable) < len(queued)
+        for run in startable:
             run_store.set_run_state(session, run, RunState.RUNNING, now)
             started += 1
             if self._listener is not None:
@@ -495,6 +509,33 @@ class Scheduler:
         if started:
             self._pass_running = None
         return started
+
+    # ----------------------------------------------------------------- run planning and limits
+    def _plan_runs(self, session: Session, now: datetime, report: TickReport) -> datetime | None:
+        """Create the scheduled runs due now (see `run_planner`); return when next to plan."""
+        if self._planner is None:
+            return None
+        planned = self._planner.plan(session, now, partial(self._spec, session))
+        report.runs_created += len(planned.created)
+        return planned.next_at
+
+    def _fail_timed_out_runs(
+        self, session: Session, now: datetime, report: TickReport
+    ) -> datetime | None:
+        """Fail running runs past their dagrun_timeout; return the next such timeout."""
+        running = self._runs(session, RunState.RUNNING)
+        spec_of = partial(self._spec, session)
+        failed, next_at = run_limits.fail_timed_out_runs(session, running, spec_of, now)
+        for item in failed:
+            run = item.run
+            spec = self._spec(session, run.dag_id)
+            self._pass_notices.extend(
+                run_notices(spec, run, RunState.RUNNING, RunState.FAILED, now)
+            )
+            report.runs_finished.append((run.dag_id, run.run_id, RunState.FAILED))
+            if self._listener is not None:
+                self._listener.on_run(run.dag_id, run.run_id, RunState.FAILED)
+        return next_at
 
     def _verify_integrity(self, session: Session, now: datetime) -> None:
         """Match running runs' task instances to their DAG's latest spec when it changed or

@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import DagNotFound
@@ -18,23 +18,36 @@ def spec_hash(spec_json: str) -> str:
     return hashlib.sha256(spec_json.encode()).hexdigest()
 
 
-def upsert_dag(session: Session, spec: DagSpec, now: datetime) -> DagRow:
-    """Store the latest spec of a DAG; its paused flag and history are kept."""
+def upsert_dag(
+    session: Session, spec: DagSpec, now: datetime, *, paused_at_creation: bool = False
+) -> DagRow:
+    """Store the latest spec of a DAG; its paused flag and history are kept. A new DAG starts
+    paused when `paused_at_creation` (setting `dags_are_paused_at_creation`). A new, changed
+    or re-activated DAG is planned again at the scheduler's next pass."""
     spec_json = spec.model_dump_json()
     row = session.get(DagRow, spec.dag_id)
     if row is None:
-        row = DagRow(dag_id=spec.dag_id, is_paused=False)
+        row = DagRow(dag_id=spec.dag_id, is_paused=paused_at_creation)
         session.add(row)
+    new_hash = spec_hash(spec_json)
+    if row.spec_hash != new_hash or not row.is_active:
+        row.next_dagrun_create_after = None
     row.fileloc = spec.fileloc
     row.spec_json = spec_json
-    row.spec_hash = spec_hash(spec_json)
+    row.spec_hash = new_hash
     row.is_active = True
     row.last_parsed_at = now
     return row
 
 
 def record_file_result(
-    session: Session, fileloc: str, specs: Iterable[DagSpec], error: str | None, now: datetime
+    session: Session,
+    fileloc: str,
+    specs: Iterable[DagSpec],
+    error: str | None,
+    now: datetime,
+    *,
+    paused_at_creation: bool = False,
 ) -> None:
     """Record one DAG file's parse: its DAGs, or its import error (keeping its old DAGs)."""
     if error is not None:
@@ -47,7 +60,7 @@ def record_file_result(
     session.execute(delete(ImportErrorRow).where(ImportErrorRow.fileloc == fileloc))
     seen = set()
     for spec in specs:
-        upsert_dag(session, spec, now)
+        upsert_dag(session, spec, now, paused_at_creation=paused_at_creation)
         seen.add(spec.dag_id)
     for row in session.scalars(select(DagRow).where(DagRow.fileloc == fileloc)):
         if row.dag_id not in seen:
@@ -89,5 +102,32 @@ def list_import_errors(session: Session) -> list[ImportErrorRow]:
     return list(session.scalars(select(ImportErrorRow).order_by(ImportErrorRow.fileloc)))
 
 
-def set_paused(session: Session, dag_id: str, paused: bool) -> None:
-    get_dag_row(session, dag_id).is_paused = paused
+def set_paused(session: Session, dag_id: str, paused: bool) -> DagRow:
+    """Pause or unpause a DAG; an unpaused DAG is planned again at the next pass."""
+    row = get_dag_row(session, dag_id)
+    if row.is_paused and not paused:
+        row.next_dagrun_create_after = None
+    row.is_paused = paused
+    return row
+
+
+def dags_to_plan(session: Session, now: datetime) -> list[DagRow]:
+    """Active, unpaused DAGs whose planning is due (never planned, changed, or due by now)."""
+    due = DagRow.next_dagrun_create_after
+    return list(
+        session.scalars(
+            select(DagRow)
+            .where(DagRow.is_active.is_(True), DagRow.is_paused.is_(False))
+            .where(or_(due.is_(None), due <= now))
+            .order_by(DagRow.dag_id)
+        )
+    )
+
+
+def next_planning_time(session: Session) -> datetime | None:
+    """The earliest time an active, unpaused DAG needs planning again."""
+    return session.scalar(
+        select(func.min(DagRow.next_dagrun_create_after)).where(
+            DagRow.is_active.is_(True), DagRow.is_paused.is_(False)
+        )
+    )

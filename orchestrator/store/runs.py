@@ -176,3 +176,47 @@ def find_run(session: Session, dag_id: str, run_id: str) -> DagRunRow | None:
     return session.scalar(
         select(DagRunRow).where(DagRunRow.dag_id == dag_id, DagRunRow.run_id == run_id)
     )
+
+
+def latest_run_of_type(session: Session, dag_id: str, run_type: str) -> DagRunRow | None:
+    """The DAG's run of this type with the latest logical date."""
+    return session.scalar(
+        select(DagRunRow)
+        .where(DagRunRow.dag_id == dag_id, DagRunRow.run_type == run_type)
+        .order_by(DagRunRow.logical_date.desc(), DagRunRow.id.desc())
+        .limit(1)
+    )
+
+
+def logical_dates(
+    session: Session, dag_id: str, *, after: datetime | None = None, until: datetime | None = None
+) -> set[datetime]:
+    """Logical dates of the DAG's runs (any type), in `(after, until]` when given."""
+    query = select(DagRunRow.logical_date).where(DagRunRow.dag_id == dag_id)
+    if after is not None:
+        query = query.where(DagRunRow.logical_date > after)
+    if until is not None:
+        query = query.where(DagRunRow.logical_date <= until)
+    return set(session.scalars(query))
+
+
+def runs_between(session: Session, dag_id: str, start: datetime, end: datetime) -> list[DagRunRow]:
+    """The DAG's runs with a logical date in `[start, end]`, oldest first."""
+    return list(
+        session.scalars(
+            select(DagRunRow)
+            .where(
+                DagRunRow.dag_id == dag_id,
+                DagRunRow.logical_date >= start,
+                DagRunRow.logical_date <= end,
+            )
+            .order_by(DagRunRow.logical_date, DagRunRow.id)
+        )
+    )
+
+
+def runs_by_pk(session: Session, pks: Sequence[int]) -> list[DagRunRow]:
+    """These runs (fresh from the database), in no particular order."""
+    if not pks:
+        return []
+    return list(session.scalars(select(DagRunRow).where(DagRunRow.id.in_(list(pks)))))

@@ -64,6 +64,8 @@ class DagRow(Base):
     is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_parsed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: When the scheduler next needs to plan runs of this DAG (None: at its next pass).
+    next_dagrun_create_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ImportErrorRow(Base):
@@ -99,6 +101,8 @@ class DagRunRow(Base):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: Why the run ended as it did when no task says so (e.g. its dagrun_timeout passed).
+    state_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class TaskInstanceRow(Base):

@@ -51,3 +51,14 @@ def test_month_end() -> None:
     monthly = CronSchedule(expression="@monthly")
     assert next_logical_date(monthly, "UTC", utc(2026, 1, 1)) == utc(2026, 2, 1)
     assert prev_logical_date(monthly, "UTC", utc(2026, 3, 1)) == utc(2026, 2, 1)
+
+
+def test_pendulum_datetimes_are_accepted() -> None:
+    import pendulum
+
+    when = pendulum.parse("2026-03-14T05:00:00", tz="UTC")
+    assert isinstance(when, datetime)
+    assert manual_data_interval(DAILY, "Europe/Paris", when) == (
+        utc(2026, 3, 12, 23),
+        utc(2026, 3, 13, 23),
+    )

@@ -31,10 +31,17 @@ def edges(dag: DAG) -> set[tuple[str, str]]:
 
 
 # --- DAG ---------------------------------------------------------------------------------
+JAN_1 = date(2026, 1, 1)
 
 
 def test_context_manager_collects_tasks_into_the_spec() -> None:
-    with DAG("etl", schedule="@daily", tags=["a", "b"], description="nightly") as dag:
+    with DAG(
+        "etl",
+        schedule="@daily",
+        start_date=date(2026, 1, 1),
+        tags=["a", "b"],
+        description="nightly",
+    ) as dag:
         ContainerTask("extract", image="alpine:3", command=["sh", "-c", "echo hi"])
 
     spec = dag.to_spec(fileloc="/dags/etl.py")
@@ -50,7 +57,12 @@ def test_context_manager_collects_tasks_into_the_spec() -> None:
 
 
 def test_decorator_runs_the_function_inside_the_dag_and_binds_the_dag() -> None:
-    @DAG("report", schedule=timedelta(hours=6), default_args={"image": "python:3.12"})
+    @DAG(
+        "report",
+        schedule=timedelta(hours=6),
+        start_date=date(2026, 1, 1),
+        default_args={"image": "python:3.12"},
+    )
     def report() -> None:
         """Builds the report."""
         ContainerTask("build")
@@ -65,16 +77,18 @@ def test_decorator_runs_the_function_inside_the_dag_and_binds_the_dag() -> None:
 
 @pytest.mark.parametrize("preset", ["@once", "@hourly", "@daily", "@weekly", "@monthly", "@yearly"])
 def test_presets_become_cron_schedules(preset: str) -> None:
-    assert DAG("d", schedule=preset).to_spec().schedule == CronSchedule(expression=preset)
+    assert DAG("d", schedule=preset, start_date=JAN_1).to_spec().schedule == CronSchedule(
+        expression=preset
+    )
 
 
 def test_cron_string_timedelta_and_none_schedules() -> None:
-    assert DAG("a", schedule="*/5 * * * *").to_spec().schedule == CronSchedule(
+    assert DAG("a", schedule="*/5 * * * *", start_date=JAN_1).to_spec().schedule == CronSchedule(
         expression="*/5 * * * *"
     )
-    assert DAG("b", schedule=timedelta(minutes=30)).to_spec().schedule == DeltaSchedule(
-        every=timedelta(minutes=30)
-    )
+    assert DAG(
+        "b", schedule=timedelta(minutes=30), start_date=JAN_1
+    ).to_spec().schedule == DeltaSchedule(every=timedelta(minutes=30))
     assert DAG("c").to_spec().schedule is None
 
 
@@ -84,12 +98,31 @@ def test_cron_string_timedelta_and_none_schedules() -> None:
         ("  ", "schedule is an empty string"),
         (timedelta(0), "schedule interval must be positive"),
         (42, "schedule must be a cron string"),
+        ("61 * * * *", r"schedule '61 \* \* \* \*' is not a valid cron expression"),
+        ("0 0 30 2 *", r"is not a valid cron expression \(it never fires\)"),
+        ("@dayly", r"'@dayly' is not a preset.*did you mean '@daily'"),
     ],
 )
 def test_bad_schedules_are_rejected(schedule: object, message: str) -> None:
     with pytest.raises(DagDefinitionError, match=message) as caught:
-        DAG("d", schedule=schedule)  # type: ignore[arg-type]
+        DAG("d", schedule=schedule, start_date=JAN_1)  # type: ignore[arg-type]
     assert "DAG 'd'" in str(caught.value)
+
+
+def test_a_scheduled_dag_needs_a_start_date() -> None:
+    with pytest.raises(DagDefinitionError, match="DAG 'd': a scheduled DAG needs a start_date"):
+        DAG("d", schedule="@daily")
+    DAG("manual")  # unscheduled: no start_date needed
+
+
+def test_max_active_runs_and_dagrun_timeout() -> None:
+    spec = DAG("d", max_active_runs=2, dagrun_timeout=90).to_spec()
+    assert (spec.max_active_runs, spec.dagrun_timeout) == (2, timedelta(seconds=90))
+    assert DAG("e").to_spec().max_active_runs == 16
+    with pytest.raises(DagDefinitionError, match="max_active_runs: must be at least 1"):
+        DAG("f", max_active_runs=0)
+    with pytest.raises(DagDefinitionError, match="dagrun_timeout: must be a positive duration"):
+        DAG("g", dagrun_timeout=timedelta(0))
 
 
 def test_naive_dates_are_read_in_the_dag_timezone_and_stored_in_utc() -> None:
@@ -513,7 +546,7 @@ def test_spec_round_trips_through_json() -> None:
                 params={"p": Param([1, 2], type="array")},
             )
         a >> ContainerTask("b", environment={"X": "1"})
-    hourly = DAG("hourly", schedule=timedelta(hours=1))
+    hourly = DAG("hourly", schedule=timedelta(hours=1), start_date=JAN_1)
     ContainerTask("t", image="alpine", dag=hourly)
 
     for spec in (dag.to_spec("/dags/full.py"), hourly.to_spec("/dags/full.py")):

@@ -51,7 +51,7 @@ def test_a_task_param_default_is_checked_too() -> None:
 
 def test_a_scheduled_dag_cannot_have_required_params() -> None:
     with pytest.raises(DagDefinitionError, match="param 'day' has no default, but the DAG has a"):
-        DAG("d", schedule="@daily", params={"day": Param(type="string")})
+        DAG("d", schedule="@daily", start_date="2026-01-01", params={"day": Param(type="string")})
     DAG("manual", schedule=None, params={"day": Param(type="string")})
 
 

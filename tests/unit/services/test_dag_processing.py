@@ -16,7 +16,7 @@ from orchestrator.services.dag_processing import (
 GOOD = """
 from orchestrator import DAG, ContainerTask
 
-with DAG("good", schedule="@daily", default_args={"image": "alpine"}):
+with DAG("good", schedule="@daily", start_date="2026-01-01", default_args={"image": "alpine"}):
     ContainerTask("extract") >> ContainerTask("load")
 """
 
