@@ -10,6 +10,7 @@ Airflow allows them).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -71,7 +72,16 @@ def describe(param: ParamSpec) -> str:
 
 def params_model(params: Mapping[str, ParamSpec]) -> type[BaseModel]:
     """A pydantic model with one field per param (aliased by the param's name, so any name
-    works), carrying its type, constraints and default; required params have no default."""
+    works), carrying its type, constraints and default; required params have no default.
+
+    Models are built once per declaration (building one costs far more than validating)."""
+    key = json.dumps([[name, param.model_dump(mode="json")] for name, param in params.items()])
+    return _params_model(key)
+
+
+@functools.lru_cache(maxsize=256)
+def _params_model(key: str) -> type[BaseModel]:
+    params = {name: ParamSpec.model_validate(spec) for name, spec in json.loads(key)}
     fields: dict[str, Any] = {}
     for i, (name, param) in enumerate(params.items()):
         default: Any = ... if is_required(param) else param.default
@@ -88,6 +98,8 @@ def validate_params(params: Mapping[str, ParamSpec], values: Mapping[str, Any]) 
     Keys of `values` no param declares are passed through as given. Raises ParamsInvalid
     naming each failing param, what it expects and the value given.
     """
+    if not params:
+        return dict(values)
     declared = {name: values[name] for name in params if name in values}
     try:
         model = params_model(params).model_validate(declared)

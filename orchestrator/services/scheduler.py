@@ -184,6 +184,7 @@ class Scheduler:
         self._pass_tis: dict[int, list[TaskInstanceRow]] = {}
         self._pass_finished = False
         self._pass_running: list[DagRunRow] | None = None
+        self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
         self._task_index: dict[int, dict[str, TaskSpec]] = {}
         self._specs: dict[str, tuple[str, DagSpec]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
@@ -266,6 +267,7 @@ class Scheduler:
                 self._pass_specs, self._pass_tis, self._pass_finished = {}, {}, False
                 self._pass_running = None
                 self._pass_notices = []
+                self._pass_attempts = {}
                 self._changed, self._touched = self._touched, set()
                 self._handle_all(session, messages, now, report, after_commit)
                 plan_at = self._plan_runs(session, now, report)
@@ -348,6 +350,7 @@ class Scheduler:
         savepoint ends): they look rows up by key, and what one message changes never decides
         what a query for the next one finds."""
         if len(messages) > 1:
+            self._prefetch(session, messages)
             saved = self._pass_memory(report, after_commit)
             try:
                 with session.begin_nested(), session.no_autoflush:
@@ -364,6 +367,19 @@ class Scheduler:
             except Exception:
                 self._restore_pass_memory(saved, report, after_commit)
                 log.exception("could not handle %r", message)
+
+    def _prefetch(self, session: Session, messages: list[object]) -> None:
+        """Load the task instances, runs and attempts the messages name in a few queries, so
+        handling each message finds them in the session instead of querying one by one."""
+        ti_ids = {m.ti_id for m in messages if isinstance(m, Launched | LaunchFailed | Harvested)}
+        containers = [m.container_id for m in messages if isinstance(m, Exited)]
+        with session.no_autoflush:
+            tis = ti_store.tis_by_ids(session, ti_ids) + ti_store.tis_by_containers(
+                session, containers
+            )
+            run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
+            keys = [(ti.id, ti.try_number) for ti in tis]
+            self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
 
     def _pass_memory(
         self, report: TickReport, after_commit: list[Callable[[], object]]
@@ -386,7 +402,8 @@ class Scheduler:
         report.__dict__.update(saved.report.__dict__)
         self._harvesting, self._stopping = saved.harvesting, saved.stopping
         self._pass_finished = saved.finished
-        self._pass_tis, self._pass_running = {}, None  # may hold rows the rollback discarded
+        # may hold rows the rollback discarded
+        self._pass_tis, self._pass_running, self._pass_attempts = {}, None, {}
 
     def _handle(
         self,
@@ -473,6 +490,12 @@ class Scheduler:
             tis = self._pass_tis[run_pk] = run_store.task_instances(session, run_pk)
         return tis
 
+    def _load_tis(self, session: Session, runs: Iterable[DagRunRow]) -> None:
+        """Load the task instances of these runs that this pass has not loaded, together."""
+        missing = {run.id for run in runs} - self._pass_tis.keys()
+        if len(missing) > 1:
+            self._pass_tis.update(run_store.task_instances_of_runs(session, missing))
+
     def _runs(self, session: Session, state: RunState) -> list[DagRunRow]:
         """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
         if state == RunState.RUNNING and self._pass_running is not None:
@@ -486,6 +509,9 @@ class Scheduler:
         """The attempt row of a try. It was stored when the try was queued, in an earlier
         pass, so the query need not flush this pass's changes first (flushing per message
         would cost more than the whole message)."""
+        attempt = self._pass_attempts.get((ti_id, try_number))
+        if attempt is not None:
+            return attempt
         with session.no_autoflush:
             return ti_store.get_attempt(session, ti_id, try_number)
 
@@ -555,9 +581,7 @@ class Scheduler:
         """Apply readiness decisions; return the earliest pending retry (or reschedule) time."""
         earliest: datetime | None = None
         running = self._watched(self._runs(session, RunState.RUNNING))
-        missing = [run.id for run in running if run.id not in self._pass_tis]
-        if len(missing) > 1:
-            self._pass_tis.update(run_store.task_instances_of_runs(session, missing))
+        self._load_tis(session, running)
         for run in running:
             spec = self._spec(session, run.dag_id)
             if spec is None:
@@ -670,6 +694,7 @@ class Scheduler:
             if self._run_filter(run) and spec is not None:
                 waiting.append(Waiting(ti, run, spec, task))
         chosen = self._slots.choose(session, waiting, self._spec_version, held)
+        self._load_tis(session, [item.run for item in chosen])  # rendering reads outputs
         jobs: list[LaunchJob] = []
         for item in chosen:
             job = self._prepare_attempt(

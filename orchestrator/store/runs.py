@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from orchestrator.errors import RunAlreadyExists, RunNotFound
 from orchestrator.models.specs import DagSpec
 from orchestrator.models.states import RunState, TaskState, check_run_transition
+from orchestrator.store.chunks import in_chunks
 from orchestrator.store.dags import spec_hash
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
 
@@ -133,13 +134,21 @@ def task_states(session: Session, dag_run_id: int) -> dict[str, TaskState]:
     return {task_id: TaskState(state) for task_id, state in rows}
 
 
+def runs_by_ids(session: Session, ids: Collection[int]) -> list[DagRunRow]:
+    """Runs by primary key (unknown ids are left out), in few queries."""
+    return [
+        run
+        for chunk in in_chunks(ids)
+        for run in session.scalars(select(DagRunRow).where(DagRunRow.id.in_(chunk)))
+    ]
+
+
 def task_instances_of_runs(
-    session: Session, dag_run_ids: Sequence[int]
+    session: Session, dag_run_ids: Collection[int]
 ) -> dict[int, list[TaskInstanceRow]]:
-    """The task instances of several runs in one query, by run (every id gets a list)."""
+    """The task instances of several runs in few queries, by run (every id gets a list)."""
     found: dict[int, list[TaskInstanceRow]] = {run_id: [] for run_id in dag_run_ids}
-    for start in range(0, len(dag_run_ids), 500):  # bounded IN lists
-        chunk = dag_run_ids[start : start + 500]
+    for chunk in in_chunks(dag_run_ids):
         query = (
             select(TaskInstanceRow)
             .where(TaskInstanceRow.dag_run_id.in_(chunk))

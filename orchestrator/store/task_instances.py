@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, update
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
 from orchestrator.models.states import TaskState, check_task_transition
+from orchestrator.store.chunks import in_chunks
 from orchestrator.store.tables import (
     Base,
     DagRunRow,
@@ -126,6 +127,38 @@ def set_container_id(session: Session, ti_id: int, try_number: int, container_id
     connection = session.connection()
     connection.execute(_SET_TI_CONTAINER, values)
     connection.execute(_SET_ATTEMPT_CONTAINER, values)
+
+
+def tis_by_ids(session: Session, ids: Collection[int]) -> list[TaskInstanceRow]:
+    """Task instances by primary key (unknown ids are left out), in few queries."""
+    return [
+        ti
+        for chunk in in_chunks(ids)
+        for ti in session.scalars(select(TaskInstanceRow).where(TaskInstanceRow.id.in_(chunk)))
+    ]
+
+
+def tis_by_containers(session: Session, container_ids: Collection[str]) -> list[TaskInstanceRow]:
+    """Task instances whose current attempt runs in one of these containers."""
+    column = TaskInstanceRow.container_id
+    return [
+        ti
+        for chunk in in_chunks(container_ids)
+        for ti in session.scalars(select(TaskInstanceRow).where(column.in_(chunk)))
+    ]
+
+
+def attempts_by_keys(
+    session: Session, keys: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], TaskAttemptRow]:
+    """Attempt rows by (task instance id, try number), in few queries."""
+    wanted = set(keys)
+    found: dict[tuple[int, int], TaskAttemptRow] = {}
+    for chunk in in_chunks({ti for ti, _ in wanted}):
+        for row in session.scalars(select(TaskAttemptRow).where(TaskAttemptRow.ti_id.in_(chunk))):
+            if (row.ti_id, row.try_number) in wanted:
+                found[row.ti_id, row.try_number] = row
+    return found
 
 
 def get_attempt(session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
