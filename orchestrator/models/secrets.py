@@ -17,7 +17,7 @@ from dataclasses import field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 __all__ = [
@@ -156,9 +156,19 @@ class SecretRef(BaseModel):
     key: str = Field(min_length=1, max_length=250)
     field: ConnectionField | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _field_of_connections_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            if data.get("source") == "conn" and data.get("field") is None:
+                data = {**data, "field": "password"}
+            elif data.get("source") in ("var", "env") and data.get("field") is not None:
+                raise ValueError("only a connection reference (source 'conn') has a field")
+        return data
+
     def describe(self) -> str:
         """`conn:my_db.password`, `var:api_key`, `env:HOST_TOKEN`: what is stored and shown."""
-        suffix = f".{self.field}" if self.source == "conn" else ""
+        suffix = f".{self.field}" if self.field else ""
         return f"{self.source}:{self.key}{suffix}"
 
 

@@ -371,6 +371,20 @@ class TaskSpec(Spec):
             )
         return self
 
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_refs(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, ref in value.items():
+                if not isinstance(ref, (SecretRef, dict)):
+                    # never echo the value: it may be the secret itself, written in by mistake
+                    raise ValueError(
+                        f"secret {name!r} must be Secret.conn(...), Secret.var(...) or "
+                        f"Secret.env(...), not a {type(ref).__name__}; put plain values in "
+                        "environment"
+                    )
+        return value
+
     @field_validator("secrets")
     @classmethod
     def _secret_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
