@@ -10,12 +10,14 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.mapping import LiteralItems
 from orchestrator.models.secrets import SecretRef
 from orchestrator.models.states import RunState
 from orchestrator.runtime.fake import FakeBehavior
 from orchestrator.services.logs import LogFile
 from orchestrator.services.secrets import SecretsService, generate_key
 from orchestrator.settings import Settings
+from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from tests.support import FixedClock
 from tests.unit.services.test_scheduler import Harness, spec, t
@@ -131,3 +133,33 @@ def test_the_log_writer_masks_values_split_over_chunks(tmp_path: Path) -> None:
     text = log.path.read_text()
     assert text == "token=***; ***\npartial s3cr3t[orchestrator] note about ***\n"
     assert b"".join(heard).decode() == "token=***; ***\npartial s3cr3t"
+
+
+def test_mapped_instances_get_their_secrets_and_store_only_references(
+    keyed: Settings,
+    sessions: sessionmaker[Session],
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORCH_CONN_MY_DB", f"postgresql://app:{DB_PASSWORD}@db/sales")
+    h = Harness(keyed, sessions, clock, _echo_everything)
+    task = t(
+        "m",
+        expand={"item": LiteralItems(items=("a", "b"))},
+        environment={"ITEM": "{{ mapped.item }}", "PW": "{{ conn.my_db.password }}"},
+        secrets={"DB_PASSWORD": SecretRef(source="conn", key="my_db")},
+    )
+    run_id = h.trigger(spec(task))
+    h.tick(4)
+    assert h.run_state(run_id) == RunState.SUCCESS
+    assert [r.environment["DB_PASSWORD"] for r in h.runtime.created] == [DB_PASSWORD] * 2
+    with h.sessions() as session:
+        run = run_store.get_run(session, "d", run_id)
+        instances = [ti for ti in run_store.task_instances(session, run.id) if ti.map_index >= 0]
+        assert len(instances) == 2
+        for ti in instances:
+            attempt = ti_store.get_attempt(session, ti.id, 1)
+            assert attempt is not None
+            assert DB_PASSWORD not in json.dumps(attempt.rendered)
+            assert attempt.rendered["environment"]["PW"] == "***"
+            assert DB_PASSWORD not in Path(attempt.log_path).read_text()
