@@ -49,7 +49,7 @@ CONNECTION_FIELDS: tuple[str, ...] = (
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-_]*$")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
 class Connection:
     """How to reach an external system. `password` and `extra` never show in a repr.
 

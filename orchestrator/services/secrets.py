@@ -140,7 +140,7 @@ def connection_from_text(conn_id: str, text: str, where: str) -> Connection:
             fields = json.loads(text)
             if not isinstance(fields, dict):
                 raise ValueError("not a JSON object")
-            return Connection(**{"conn_id": conn_id, **fields})
+            return Connection(**{**fields, "conn_id": conn_id})
         return Connection.from_uri(conn_id, text.strip())
     except json.JSONDecodeError as exc:
         raise SecretError(f"{where}: connection {conn_id!r} is not valid JSON: {exc.msg}") from None

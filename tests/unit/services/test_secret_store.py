@@ -150,6 +150,11 @@ def test_a_bad_connection_in_the_environment_is_named(
         source = secret_source(keyed, session, environ={"ORCH_CONN_X": "pg://h:port"})
         with pytest.raises(SecretError, match=r"ORCH_CONN_X: connection 'x'.*port"):
             source.connection("x")
+        typo = secret_source(
+            keyed, session, environ={"ORCH_CONN_Y": '{"conn_type": "a", "hots": "h"}'}
+        )
+        with pytest.raises(SecretError, match="ORCH_CONN_Y: connection 'y' is invalid: hots"):
+            typo.connection("y")
 
 
 def test_duplicates_and_missing_deletes_are_errors(
