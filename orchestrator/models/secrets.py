@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import field
 from typing import Any, Literal
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
@@ -137,10 +137,12 @@ class Connection:
         return None if value is None else str(value)
 
     def secret_values(self) -> set[str]:
-        """The values that must never be shown: the password, raw and url-encoded."""
+        """The values that must never be shown: the password, raw and url-encoded (as in a URI,
+        as by Jinja's `urlencode`, and as in a form)."""
         if not self.password:
             return set()
-        return {self.password, quote(self.password, safe="")}
+        pw = self.password
+        return {pw, quote(pw, safe=""), quote(pw), quote_plus(pw)}
 
 
 class SecretRef(BaseModel):

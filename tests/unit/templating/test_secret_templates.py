@@ -74,6 +74,7 @@ def test_templates_read_connections_and_variables() -> None:
             "BATCH": "{{ var.json.cfg.batch.size }}",
             "DEFAULTED": "{{ var.value.get('missing', 'fallback') }}",
             "PW": "{{ conn.my_db.password }}",
+            "PW_ENCODED": "{{ conn.my_db.password | urlencode }}",
         },
     )
     assert rendered.command == ("psql", "-h", "db", "sales")
@@ -88,6 +89,7 @@ def test_templates_read_connections_and_variables() -> None:
     assert env["PW"] == PASSWORD  # the launch gets the real value ...
     dumped = json.dumps(rendered.model_dump(mode="json"))
     assert PASSWORD not in dumped and '"PW": "***"' in dumped  # ... the record never does
+    assert "Hunter2%21pw" not in dumped and '"PW_ENCODED": "***"' in dumped
     assert PASSWORD not in repr(rendered)
 
 
