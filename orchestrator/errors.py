@@ -12,6 +12,9 @@
     │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
     │   ├── OutputError               the task's output file is not JSON or is too large
     │   ├── PoolError                 a pool command was invalid (unknown pool, bad size, in use)
+    │   ├── SecretError               a connection/variable cannot be stored or read (no key,
+    │   │   │                         wrong key, bad URI)
+    │   │   └── SecretNotFound        no connection/variable/environment variable of that name
     │   └── ImageBuildError           making a base image or building a task image failed
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
@@ -75,6 +78,14 @@ class OutputError(UserError):
 
 class PoolError(UserError):
     """A pool cannot be created, changed or deleted as asked."""
+
+
+class SecretError(UserError):
+    """A connection or variable cannot be stored or read: no key, the wrong key, bad input."""
+
+
+class SecretNotFound(SecretError):
+    """No connection, variable or environment variable of that name is defined."""
 
 
 class ImageBuildError(UserError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     max_runs_created_per_pass: int = Field(default=100, ge=1)
     """Most scheduled runs one scheduler pass creates per DAG: a long catch-up (years of
     hourly runs) is spread over successive passes instead of blocking one."""
+    fernet_key: SecretStr | None = None
+    """Key encrypting stored connections and variables (`orchestrator secrets generate-key`
+    makes one). Several keys separated by commas: the first encrypts, any of them decrypts
+    (for rotating keys)."""
 
     @field_validator("home", "dags_folder", mode="after")
     @classmethod

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import dags, images, pools, runs, tasks
+from orchestrator.cli import dags, images, pools, runs, secrets, tasks
 from orchestrator.cli.context import build_context
 from orchestrator.errors import OrchestratorError
 
@@ -28,6 +28,9 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(runs.app, name="runs")
 app.add_typer(images.app, name="images", help="Make base images and build task images.")
 app.add_typer(pools.app, name="pools")
+app.add_typer(secrets.connections_app, name="connections")
+app.add_typer(secrets.variables_app, name="variables")
+app.add_typer(secrets.secrets_app, name="secrets")
 
 
 @db_app.command("upgrade")

@@ -21,6 +21,7 @@ from orchestrator.services.dag_sync import find_dag
 from orchestrator.services.logs import follow
 from orchestrator.services.run_context import render_preview, run_info, run_outputs
 from orchestrator.services.runs import parse_conf, preview_run_info
+from orchestrator.services.secrets import secret_source
 from orchestrator.services.testing import run_task_test
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
@@ -64,16 +65,17 @@ def render(
     spec = _parse_without_recording(ctx.settings, dag_id)
     task = _task(spec, task_id)
     outputs: dict[str, object] = {}
-    if run_id is not None:
-        with ctx.sessions() as session:
+    with ctx.sessions() as session:
+        if run_id is not None:
             run = run_store.get_run(session, dag_id, run_id)
             info = run_info(spec, run)
             outputs = run_outputs(session, run)
-    else:
-        when = parse_date(logical_date) or ctx.clock.now()
-        info = preview_run_info(spec, when, parse_conf(conf))
-    rendered = render_preview(spec, task, info, outputs)
-    data = rendered.model_dump(mode="json")
+        else:
+            when = parse_date(logical_date) or ctx.clock.now()
+            info = preview_run_info(spec, when, parse_conf(conf))
+        secrets = secret_source(ctx.settings, session)
+        rendered = render_preview(spec, task, info, outputs, secrets)
+    data = rendered.model_dump(mode="json")  # secret values masked
     if output == OutputFormat.json:
         typer.echo(json.dumps(data, indent=2))
         return

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from orchestrator.models.secrets import mask_json
 from orchestrator.models.specs import Mount, PullPolicy
 
 #: Labels put on every container the orchestrator makes.
@@ -46,6 +47,13 @@ class LaunchRequest(BaseModel):
     shm_size: int | None = None
     labels: dict[str, str] = {}
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
+    #: Secret values in `environment` (or anywhere else): masked in the attempt's log. Never
+    #: serialized.
+    sensitive: frozenset[str] = Field(default_factory=frozenset, exclude=True, repr=False)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_json(value, self.sensitive) if self.sensitive else value
 
 
 class ContainerExit(BaseModel):

@@ -15,12 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from orchestrator.models.mapping import MappableField, MapSource
 from orchestrator.models.notifiers import Notifier, notifier_tuple
+from orchestrator.models.secrets import SecretRef
 from orchestrator.models.sensors import SensorSpec
 from orchestrator.models.states import RunState, TaskState
 
 DEFAULT_RETRY_DELAY = timedelta(minutes=5)
 DEFAULT_POOL = "default_pool"
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
@@ -326,6 +328,8 @@ class TaskSpec(Spec):
     on_failure: tuple[Notifier, ...] = ()
     on_retry: tuple[Notifier, ...] = ()
     sla: timedelta | None = None  # must have succeeded this long after the run was due
+    #: Environment variables whose values are secrets, resolved when the container launches.
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
 
     @field_validator("on_success", "on_failure", "on_retry", mode="before")
     @classmethod
@@ -358,7 +362,39 @@ class TaskSpec(Spec):
         ):
             if (self.kind == kind) != (settings is not None):
                 raise ValueError(f"`{kind.value}` settings go with kind {kind.value!r} only")
+        if self.secrets and self.kind != TaskKind.CONTAINER:
+            raise ValueError(f"a {self.kind.value} task runs no container: it takes no secrets")
+        both = sorted(set(self.secrets) & set(self.environment))
+        if both:
+            raise ValueError(
+                f"{', '.join(both)} given in both environment and secrets: keep one of them"
+            )
         return self
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_refs(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, ref in value.items():
+                if not isinstance(ref, (SecretRef, dict)):
+                    # never echo the value: it may be the secret itself, written in by mistake
+                    raise ValueError(
+                        f"secret {name!r} must be Secret.conn(...), Secret.var(...) or "
+                        f"Secret.env(...), not a {type(ref).__name__}; put plain values in "
+                        "environment"
+                    )
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, value: dict[str, SecretRef]) -> dict[str, SecretRef]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(
+                    f"secret name {name!r} is not an environment variable name (letters, "
+                    "digits and '_', not starting with a digit)"
+                )
+        return value
 
     @field_validator("pool")
     @classmethod

@@ -1,6 +1,6 @@
 """The authoring API that DAG files import: DAG, ContainerTask, TaskGroup, Param, chain, and
-the tasks without a container (EmptyTask, LatestOnly, TriggerRun, WaitForRun), and
-the notifiers Webhook, Command and ContainerHook.
+the tasks without a container (EmptyTask, LatestOnly, TriggerRun, WaitForRun), `Secret` (secret
+environment variables), and the notifiers Webhook, Command and ContainerHook.
 
 Users import these from `orchestrator` directly; this package may import only
 `orchestrator.models`, `orchestrator.errors`, the standard library, pydantic and pendulum.
@@ -13,6 +13,7 @@ from orchestrator.sdk.convert import Param
 from orchestrator.sdk.dag import DAG
 from orchestrator.sdk.deps import chain
 from orchestrator.sdk.group import TaskGroup
+from orchestrator.sdk.secrets import Secret
 from orchestrator.sdk.task import ContainerTask, DockerOperator
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "LatestOnly",
     "Mount",
     "Param",
+    "Secret",
     "TaskGroup",
     "TriggerRun",
     "WaitForRun",

@@ -68,6 +68,7 @@ TASK_ARGUMENTS = frozenset(
         "on_failure",
         "on_retry",
         "sla",
+        "secrets",
     }
 )
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 from pydantic import ValidationError
 
 from orchestrator.errors import DagDefinitionError
+from orchestrator.models.secrets import SecretRef
 from orchestrator.models.specs import (
     ID_PATTERN,
     Mount,
@@ -71,6 +72,7 @@ class TaskArgs(TypedDict, total=False):
     on_failure: NotifierArg
     on_retry: NotifierArg
     sla: timedelta | float | None
+    secrets: Mapping[str, SecretRef] | None
     dag: DAG | None
 
 
@@ -94,6 +96,7 @@ _NONE_MEANS_UNSET = frozenset(
         "pool_slots",
         "priority_weight",
         "weight_rule",
+        "secrets",
     }
 )
 

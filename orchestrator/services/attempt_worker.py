@@ -104,7 +104,7 @@ class AttemptWorker:
 
     def launch(self, job: LaunchJob) -> None:
         """Worker: image, create, persist id, start, follow logs."""
-        logfile = LogFile(job.log_path)
+        logfile = LogFile(job.log_path, job.request.sensitive)
         container_id: str | None = None
         try:
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
@@ -135,16 +135,14 @@ class AttemptWorker:
         the log from the beginning, so even a container that already exited loses nothing."""
         listener = self._listener
 
+        def heard(chunk: bytes) -> None:
+            if listener is not None:
+                listener.on_log(key, chunk)
+
         def follow() -> None:
             try:
-                with logfile.appending() as write:
-
-                    def sink(chunk: bytes) -> None:
-                        write(chunk)
-                        if listener is not None:
-                            listener.on_log(key, chunk)
-
-                    self._runtime.follow_logs(container_id, sink, started=True)
+                with logfile.appending(heard) as write:
+                    self._runtime.follow_logs(container_id, write, started=True)
             except Exception as exc:
                 logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
             finally:

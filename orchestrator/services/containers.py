@@ -133,8 +133,9 @@ def build_launch_request(
     run: RunInfo,
     host_output_dir: Path,
 ) -> LaunchRequest:
-    """Everything Docker needs for one attempt, nothing left to template."""
-    env = {**rendered.environment, **contract_environment(key, run)}
+    """Everything Docker needs for one attempt, nothing left to template; the task's secret
+    values included (and named in `sensitive`, to be masked in its log)."""
+    env = {**rendered.environment, **rendered.secret_env, **contract_environment(key, run)}
     mounts = (
         *rendered.mounts,
         Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER),
@@ -154,6 +155,7 @@ def build_launch_request(
         shm_size=task.shm_size,
         labels=container_labels(settings, key),
         pull_policy=task.pull_policy,
+        sensitive=rendered.sensitive,
     )
 
 

@@ -25,7 +25,7 @@ from orchestrator.scheduling.mapping import (
 )
 from orchestrator.scheduling.readiness import TaskView
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
-from orchestrator.templating import RenderedTask, render_task
+from orchestrator.templating import RenderedTask, SecretSource, render_task
 
 #: The scheduler's state setter: (session, task instance, new state, now, detail).
 SetState = Callable[[Session, TaskInstanceRow, TaskState, datetime, str | None], None]
@@ -148,8 +148,10 @@ def render_attempt(
     info: RunInfo,
     ti: TaskInstanceRow,
     outputs: Mapping[str, Any],
+    secrets: SecretSource | None = None,
 ) -> RenderedTask:
-    """Render one attempt; a mapped instance with its own values applied.
+    """Render one attempt (its secrets resolved through `secrets`); a mapped instance with its
+    own values applied.
 
     Values from a literal list are put in the task's fields before rendering (they may hold
     templates, as the rest of the DAG file may); values read from an upstream output are data
@@ -157,7 +159,13 @@ def render_attempt(
     """
     if ti.map_index < 0 or not task.expand:
         return render_task(
-            spec, task, info, try_number=ti.try_number, map_index=ti.map_index, outputs=outputs
+            spec,
+            task,
+            info,
+            try_number=ti.try_number,
+            map_index=ti.map_index,
+            outputs=outputs,
+            secrets=secrets,
         )
     values = dict(ti.map_values or {})
     literal: dict[str, Any] = {}
@@ -175,6 +183,7 @@ def render_attempt(
         map_index=ti.map_index,
         outputs=outputs,
         mapped=values,
+        secrets=secrets,
     )
     return rendered.model_copy(update=_task_fields(rendered.environment, verbatim))
 

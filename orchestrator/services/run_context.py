@@ -14,7 +14,7 @@ from orchestrator.scheduling.mapping import ordered_outputs
 from orchestrator.scheduling.timetables import next_logical_date, prev_logical_date
 from orchestrator.store import runs as run_store
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
-from orchestrator.templating import RenderedTask, render_task
+from orchestrator.templating import RenderedTask, SecretSource, render_task
 
 
 def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
@@ -64,7 +64,12 @@ def outputs_of(tis: Iterable[TaskInstanceRow]) -> dict[str, Any]:
 
 
 def render_preview(
-    spec: DagSpec, task: TaskSpec, info: RunInfo, outputs: dict[str, Any]
+    spec: DagSpec,
+    task: TaskSpec,
+    info: RunInfo,
+    outputs: dict[str, Any],
+    secrets: SecretSource | None = None,
 ) -> RenderedTask:
-    """Render a task's first attempt without launching or storing anything."""
-    return render_task(spec, task, info, try_number=1, outputs=outputs)
+    """Render a task's first attempt without launching or storing anything. Its serialized
+    form (what to show) has secret values masked."""
+    return render_task(spec, task, info, try_number=1, outputs=outputs, secrets=secrets)

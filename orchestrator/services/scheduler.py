@@ -68,6 +68,7 @@ from orchestrator.services.notifications import (
 )
 from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.services.run_planner import RunPlanner
+from orchestrator.services.secrets import secret_source
 from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
@@ -741,7 +742,8 @@ class Scheduler:
             sensor_pokes.begin_poke(session, ti.id, ti.try_number, poke, name, now)
             LogFile(path).write_line(f"[orchestrator] poke {poke} of try {ti.try_number}: {name}")
         try:
-            rendered = render_attempt(spec, task, info, ti, outputs)
+            secrets = secret_source(self._settings, session)
+            rendered = render_attempt(spec, task, info, ti, outputs, secrets)
         except TemplateError as exc:
             message = str(exc)
             self._record_attempt(

@@ -246,3 +246,32 @@ class SlaMissRow(Base):
     detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(20))  # the task's state when the miss was seen
     notified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ConnectionRow(Base):
+    """A stored connection. `password` and `extra` (a JSON object) are Fernet tokens; the
+    other fields are kept in clear so that connections can be listed without the key."""
+
+    __tablename__ = "connections"
+
+    conn_id: Mapped[str] = mapped_column(String(250), primary_key=True)
+    conn_type: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    host: Mapped[str | None] = mapped_column(Text, nullable=True)
+    port: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    login: Mapped[str | None] = mapped_column(Text, nullable=True)
+    password: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted
+    db_schema: Mapped[str | None] = mapped_column("schema", Text, nullable=True)
+    extra: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted JSON
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class VariableRow(Base):
+    """A stored variable; `value` is a Fernet token."""
+
+    __tablename__ = "variables"
+
+    name: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # encrypted
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

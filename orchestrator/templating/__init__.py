@@ -30,20 +30,32 @@ from orchestrator.templating.render import (
     render_task,
     to_json,
 )
+from orchestrator.templating.secrets import (
+    Connections,
+    NoSecrets,
+    Revealed,
+    SecretSource,
+    Variables,
+)
 
 __all__ = [
     "FILTERS",
     "RETURN_VALUE_KEY",
     "TEMPLATE_EXTENSIONS",
+    "Connections",
     "DagRunView",
     "DagView",
     "Macros",
+    "NoSecrets",
     "Outputs",
     "RenderedTask",
+    "Revealed",
     "RunInfo",
+    "SecretSource",
     "TaskInstanceView",
     "TaskView",
     "TemplateContext",
+    "Variables",
     "build_context",
     "dag_folder",
     "make_environment",

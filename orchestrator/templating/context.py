@@ -14,9 +14,11 @@ Two ways to read an upstream task's output (the JSON value it wrote to `ORCH_OUT
 A mapped task's output is the list of its instances' outputs, in map-index order (None for an
 instance without one). A mapped instance sees its own values as `mapped` (`{{ mapped.item }}`).
 
-Not provided on purpose: Airflow's `conf` (its configuration), `var` and `conn`, and the
-non-deterministic macros (`time`, `uuid`, `random`): rendering the same attempt twice must give
-the same result.
+Connections and variables: `conn.my_db.host`, `var.value.x`, `var.json.x.field`, looked up
+(lazily) through the `SecretSource` the caller passes; see `orchestrator.templating.secrets`.
+
+Not provided on purpose: Airflow's `conf` (its configuration) and the non-deterministic macros
+(`time`, `uuid`, `random`): rendering the same attempt twice must give the same result.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ from orchestrator.errors import TemplateError
 from orchestrator.models.params import ParamsInvalid, validate_params
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import CronSchedule, DagSpec, ParamSpec, TaskSpec
+from orchestrator.templating.secrets import (
+    Connections,
+    NoSecrets,
+    Revealed,
+    SecretSource,
+    Variables,
+)
 
 __all__ = [
     "FILTERS",
@@ -314,6 +323,8 @@ class TemplateContext(TypedDict):
     map_index: int
     try_number: int
     mapped: dict[str, Any]
+    conn: Connections
+    var: Variables
 
 
 def resolve_params(dag: DagSpec, task: TaskSpec, conf: Mapping[str, Any]) -> dict[str, Any]:
@@ -347,13 +358,19 @@ def build_context(
     map_index: int = -1,
     outputs: Mapping[str, Any],
     mapped: Mapping[str, Any] | None = None,
+    secrets: SecretSource | None = None,
+    revealed: Revealed | None = None,
 ) -> TemplateContext:
     """The Jinja context for one attempt of one task in one run.
 
     `outputs` maps task ids to the outputs (JSON values) of tasks of this run that have one
     (a mapped task's: the list of its instances' outputs); `map_index` is -1 for an unmapped
     task, as in Airflow; `mapped` holds a mapped instance's values by expanded field.
+    `secrets` looks up `conn` and `var` (without one, using them is an error); the secret
+    values templates read are added to `revealed`.
     """
+    source: SecretSource = secrets if secrets is not None else NoSecrets()
+    seen = revealed if revealed is not None else Revealed()
     logical_date = pendulum.instance(run.logical_date)
     interval_start = pendulum.instance(run.data_interval_start)
     interval_end = pendulum.instance(run.data_interval_end)
@@ -416,6 +433,8 @@ def build_context(
         map_index=map_index,
         try_number=try_number,
         mapped=copy.deepcopy(dict(mapped or {})),
+        conn=Connections(source, seen),
+        var=Variables(source, seen),
     )
 
 

@@ -41,12 +41,26 @@ from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from orchestrator.errors import TemplateError
 from orchestrator.models.run_info import RunInfo
+from orchestrator.models.secrets import mask_json, mask_text
 from orchestrator.models.specs import DagSpec, Mount, TaskSpec
 from orchestrator.templating.context import FILTERS, build_context, dag_folder
+from orchestrator.templating.secrets import (
+    NoSecrets,
+    Revealed,
+    SecretSource,
+    resolve_secret_refs,
+)
 
 __all__ = [
     "MAX_POWER_BITS",
@@ -71,7 +85,14 @@ _INLINE = "<template>"
 
 
 class RenderedTask(BaseModel):
-    """A task's templated fields after rendering; `model_dump(mode="json")` is persisted."""
+    """A task's templated fields after rendering; `model_dump(mode="json")` is persisted.
+
+    The fields hold the real values, for the launch; `secret_env` holds the values of the
+    task's `secrets` (for the launch only), and `secrets` what each refers to. Serialized (and
+    in a repr), every value in `sensitive` (connection passwords and secret values the
+    rendering handed out) is replaced by `***`, and `secret_env` and `sensitive` are left out:
+    what is stored and shown never holds a secret.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -81,6 +102,19 @@ class RenderedTask(BaseModel):
     environment: dict[str, str] = Field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
     working_dir: str | None = None
+    #: The task's secret environment variables: name -> reference (`conn:my_db.password`).
+    secrets: dict[str, str] = Field(default_factory=dict)
+    secret_env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+    sensitive: frozenset[str] = Field(default_factory=frozenset, exclude=True, repr=False)
+
+    @model_serializer(mode="wrap")
+    def _masked(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        return mask_json(data, self.sensitive) if self.sensitive else data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, mask_json(value, self.sensitive) if self.sensitive else value
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -192,18 +226,51 @@ def render_task(
     map_index: int = -1,
     outputs: Mapping[str, Any],
     mapped: Mapping[str, Any] | None = None,
+    secrets: SecretSource | None = None,
 ) -> RenderedTask:
-    """Render every templated field of one attempt of `task`.
+    """Render every templated field of one attempt of `task`, and resolve its `secrets`.
 
     Raises `TemplateError` naming the DAG, the task, the field (`command[2]`,
     `environment['SUMMARY']`, `mounts[0].source`), the template file and line when the
-    template came from a file, and the underlying message.
+    template came from a file, and the underlying message; or naming the secret that could not
+    be resolved. `secrets` looks up connections and variables (`conn`, `var` and the task's
+    `secrets`); without it they cannot be used. Secret values never appear in the message.
     """
+    revealed = Revealed()
+    try:
+        return _render_task(
+            dag, task, run, try_number, map_index, outputs, mapped, secrets, revealed
+        )
+    except TemplateError as exc:
+        if not revealed.values:
+            raise
+        raise TemplateError(mask_text(str(exc), revealed.values)) from None
+
+
+def _render_task(
+    dag: DagSpec,
+    task: TaskSpec,
+    run: RunInfo,
+    try_number: int,
+    map_index: int,
+    outputs: Mapping[str, Any],
+    mapped: Mapping[str, Any] | None,
+    secrets: SecretSource | None,
+    revealed: Revealed,
+) -> RenderedTask:
     context = build_context(
-        dag, task, run, try_number=try_number, map_index=map_index, outputs=outputs, mapped=mapped
+        dag,
+        task,
+        run,
+        try_number=try_number,
+        map_index=map_index,
+        outputs=outputs,
+        mapped=mapped,
+        secrets=secrets,
+        revealed=revealed,
     )
     renderer = _TaskRenderer(dag, task, map_index, context)
-    return RenderedTask(
+    rendered = RenderedTask(
         image=renderer.text("image", task.image, from_file=False),
         command=renderer.sequence("command", task.command),
         entrypoint=renderer.sequence("entrypoint", task.entrypoint),
@@ -217,6 +284,15 @@ def render_task(
             if task.working_dir is not None
             else None
         ),
+    )
+    source: SecretSource = secrets if secrets is not None else NoSecrets()
+    secret_env = resolve_secret_refs(task.secrets, source, revealed, renderer.prefix)
+    return rendered.model_copy(
+        update={
+            "secrets": {name: ref.describe() for name, ref in task.secrets.items()},
+            "secret_env": secret_env,
+            "sensitive": revealed.values,
+        }
     )
 
 
