@@ -51,6 +51,20 @@ def parse_size(value: int | str | None, field: str = "size") -> int | None:
     return size
 
 
+_CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def capability_name(value: str) -> str:
+    """A Linux capability as Docker names it: upper case, without the `CAP_` prefix
+    (`net_admin`, `CAP_NET_ADMIN` and `NET_ADMIN` are one capability). ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"a capability is a name such as 'NET_ADMIN', not {value!r}")
+    name = value.strip().upper().removeprefix("CAP_")
+    if not _CAPABILITY.match(name):
+        raise ValueError(f"{value!r} is not a capability name such as 'NET_ADMIN'")
+    return name
+
+
 class PullPolicy(StrEnum):
     """When the runtime pulls a task's image."""
 
@@ -297,6 +311,12 @@ class TaskSpec(Spec):
     cpus: float | None = None
     memory: int | None = None
     shm_size: int | None = None
+    #: Most processes in the container; None: the operator's default (ORCH_DEFAULT_PIDS_LIMIT).
+    pids_limit: int | None = Field(default=None, ge=1)
+    #: Run the container privileged (every capability, every device): operator policy decides.
+    privileged: bool = False
+    #: Linux capabilities to add (`NET_ADMIN`, ...): operator policy decides which may be.
+    cap_add: tuple[str, ...] = ()
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     retries: int = Field(default=0, ge=0)
     retry_delay: timedelta = DEFAULT_RETRY_DELAY
@@ -384,6 +404,15 @@ class TaskSpec(Spec):
     def _cpus_positive(cls, value: float | None) -> float | None:
         if value is not None and value <= 0:
             raise ValueError(f"cpus must be positive, got {value}")
+        return value
+
+    @field_validator("cap_add", mode="before")
+    @classmethod
+    def _capabilities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = (value,)
+        if isinstance(value, (list, tuple)):
+            return tuple(dict.fromkeys(capability_name(name) for name in value))
         return value
 
     @field_validator("memory", "shm_size", mode="before")

@@ -24,6 +24,7 @@ from orchestrator.models.launch import (
 )
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import Mount, TaskSpec
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.settings import Settings
 from orchestrator.templating import RenderedTask
 
@@ -133,13 +134,19 @@ def build_launch_request(
     run: RunInfo,
     host_output_dir: Path,
 ) -> LaunchRequest:
-    """Everything Docker needs for one attempt, nothing left to template."""
+    """Everything Docker needs for one attempt, nothing left to template.
+
+    Limits the task leaves unset take the operator's defaults (`ORCH_DEFAULT_MEMORY`,
+    `ORCH_DEFAULT_CPUS`, `ORCH_DEFAULT_PIDS_LIMIT`); the user is the image's unless the task
+    sets one. Raises PolicyViolation (naming the DAG and task) when the rendered request asks
+    for more than the operator's policy allows, e.g. a templated mount source outside the
+    allowed mount roots.
+    """
     env = {**rendered.environment, **contract_environment(key, run)}
-    mounts = (
-        *rendered.mounts,
-        Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER),
-    )
-    return LaunchRequest(
+    output_mount = Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER)
+    mounts = (*rendered.mounts, output_mount)
+    cpus = task.cpus if task.cpus is not None else settings.default_cpus
+    request = LaunchRequest(
         name=container_name(settings.instance_name, key),
         image=rendered.image,
         command=rendered.command,
@@ -149,12 +156,20 @@ def build_launch_request(
         working_dir=rendered.working_dir,
         user=task.user,
         network=task.network,
-        nano_cpus=int(task.cpus * 1e9) if task.cpus else None,
-        mem_limit=task.memory,
+        nano_cpus=int(cpus * 1e9) if cpus else None,
+        mem_limit=task.memory if task.memory is not None else settings.default_memory,
         shm_size=task.shm_size,
+        pids_limit=task.pids_limit if task.pids_limit is not None else settings.default_pids_limit,
+        privileged=task.privileged,
+        cap_add=task.cap_add,
         labels=container_labels(settings, key),
         pull_policy=task.pull_policy,
     )
+    where = f"DAG '{key.dag_id}', task '{key.task_id}'"
+    if key.map_index >= 0:
+        where += f" (map index {key.map_index})"
+    OperatorPolicy.from_settings(settings).check_request(request, where, trusted=(output_mount,))
+    return request
 
 
 @dataclass(frozen=True)
