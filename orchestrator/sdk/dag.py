@@ -150,7 +150,7 @@ class DAG:
                 timezone=tz,
                 catchup=catchup,
                 params=to_param_specs(where, params),
-                tags=(tags,) if isinstance(tags, str) else tuple(tags),
+                tags=() if tags is None else (tags,) if isinstance(tags, str) else tags,
                 description=description,
                 max_active_tasks=max_active_tasks,
                 max_active_runs=max_active_runs,

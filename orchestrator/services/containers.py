@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.models.json_values import BadJson, loads_strict
 from orchestrator.models.launch import (
     LABEL_DAG,
     LABEL_INSTANCE,
@@ -198,8 +199,8 @@ def read_output(directory: Path, max_bytes: int) -> OutputRead:
     if not raw.strip():
         return OutputRead()
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = loads_strict(raw)
+    except BadJson as exc:
         preview = raw[:80].decode("utf-8", "replace")
         return OutputRead(
             error=f"output file is not a single JSON value ({exc}); it starts with {preview!r}"
