@@ -9,6 +9,7 @@
     │   ├── RunAlreadyExists          a run id that is taken
     │   ├── InvalidConf               run conf is not a JSON object, or fails params validation
     │   ├── TemplateError             a templated field failed to render (names task and field)
+    │   ├── PolicyViolation           a task asks for more than the operator allows (mounts, ...)
     │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
     │   ├── OutputError               the task's output file is not JSON or is too large
     │   ├── PoolError                 a pool command was invalid (unknown pool, bad size, in use)
@@ -66,6 +67,12 @@ class InvalidConf(UserError):
 
 class TemplateError(UserError):
     """A templated field failed to render."""
+
+
+class PolicyViolation(UserError):
+    """A task asks for more than the operator's policy allows: a host path outside the
+    allowed mount roots, the Docker socket, a privileged container, the host network, or a
+    capability not allowed."""
 
 
 class ImageUnavailable(UserError):

@@ -3,10 +3,24 @@ environment at import time."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from orchestrator.models.specs import capability_name, parse_size
+
+
+def _list_setting(value: Any) -> Any:
+    """A list from the environment: JSON (`["a", "b"]`) or comma-separated (`a,b`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
 class Settings(BaseSettings):
@@ -63,6 +77,77 @@ class Settings(BaseSettings):
     makes one). Several keys separated by commas: the first encrypts, any of them decrypts
     (for rotating keys)."""
 
+    allowed_mount_roots: Annotated[list[Path] | None, NoDecode] = None
+    """Host folders whose contents tasks may bind-mount (JSON list or comma-separated); a
+    bind source must resolve (after `..` and symlinks) to one of them or below. Unset: `home`
+    and the folder holding the DAGs folder. Named volumes and tmpfs are always allowed."""
+    allow_privileged: bool = False
+    """Whether a task may run a privileged container (`privileged=True`)."""
+    allow_host_network: bool = False
+    """Whether a task may use the host's network stack (`network="host"`)."""
+    allowed_capabilities: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Linux capabilities a task may add with `cap_add` (JSON list or comma-separated)."""
+    allow_docker_socket: bool = False
+    """Whether a task may bind-mount the Docker socket (or a folder holding it): that gives
+    the container control of the engine, and so of the host."""
+    default_memory: int | None = 2 * 1024**3
+    """Memory limit of a task that sets no `memory` (bytes, or `512m`, `2g`; `0` or `none`:
+    no limit). Swap is capped at the same value."""
+    default_cpus: float | None = 1.0
+    """CPU limit of a task that sets no `cpus` (`0` or `none`: no limit)."""
+    default_pids_limit: int | None = 1024
+    """Most processes a task's container may hold when the task sets no `pids_limit` (`0` or
+    `none`: no limit); stops a fork bomb from exhausting the host."""
+
+    @field_validator("allowed_mount_roots", mode="before")
+    @classmethod
+    def _roots_list(cls, value: Any) -> Any:
+        return _list_setting(value)
+
+    @field_validator("allowed_mount_roots", mode="after")
+    @classmethod
+    def _roots_absolute(cls, value: list[Path] | None) -> list[Path] | None:
+        if value is None:
+            return None
+        roots = [root.expanduser() for root in value]
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"mount root {str(root)!r} must be an absolute path")
+        return roots
+
+    @field_validator("allowed_capabilities", mode="before")
+    @classmethod
+    def _capabilities_list(cls, value: Any) -> Any:
+        return _list_setting(value)
+
+    @field_validator("allowed_capabilities", mode="after")
+    @classmethod
+    def _capability_names(cls, value: list[str]) -> list[str]:
+        return [capability_name(name) for name in value]
+
+    @field_validator("default_memory", "default_cpus", "default_pids_limit", mode="before")
+    @classmethod
+    def _no_limit(cls, value: Any, info: ValidationInfo) -> Any:
+        """`0`, `none` or empty: no limit; a memory size may be written as `512m`, `2g`."""
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            try:
+                if float(value) == 0:
+                    return None
+            except ValueError:
+                pass
+        if info.field_name == "default_memory":
+            return parse_size(value, "ORCH_DEFAULT_MEMORY")
+        return value
+
+    @field_validator("default_cpus", "default_pids_limit", mode="after")
+    @classmethod
+    def _positive_limit(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"must be positive (or 0/none: no limit), got {value}")
+        return value
+
     @field_validator("home", "dags_folder", mode="after")
     @classmethod
     def _expand(cls, value: Path | None) -> Path | None:
@@ -71,6 +156,14 @@ class Settings(BaseSettings):
     @property
     def resolved_dags_folder(self) -> Path:
         return self.dags_folder if self.dags_folder is not None else self.home / "dags"
+
+    @property
+    def resolved_mount_roots(self) -> list[Path]:
+        """The folders bind sources must lie in: the setting, or `home` and the DAGs folder's
+        parent."""
+        if self.allowed_mount_roots is not None:
+            return list(self.allowed_mount_roots)
+        return [self.home, self.resolved_dags_folder.parent]
 
     @property
     def resolved_database_url(self) -> str:

@@ -31,6 +31,8 @@ def settings(tmp_path: Path) -> Settings:
         extra_labels={"orch.test": TEST_SESSION_LABEL},
         stop_grace_period=1.0,
         dag_file_timeout=20.0,
+        # tests bind-mount folders of tmp_path next to the home, outside the default roots
+        allowed_mount_roots=[tmp_path],
     )
 
 

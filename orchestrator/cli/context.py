@@ -19,6 +19,7 @@ from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock, SystemClock
 from orchestrator.services.dag_processing import FileResult
 from orchestrator.services.dag_sync import find_dag, sync_dags_folder
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.settings import Settings
 from orchestrator.store.engine import current_revision, make_engine, make_session_factory, upgrade
 
@@ -63,6 +64,7 @@ class AppContext:
             timeout=self.settings.dag_file_timeout,
             now=self.clock.now(),
             paused_at_creation=self.settings.dags_are_paused_at_creation,
+            policy=OperatorPolicy.from_settings(self.settings),
         )
 
     def load_dag(self, dag_id: str) -> DagSpec:

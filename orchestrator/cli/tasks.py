@@ -19,6 +19,7 @@ from orchestrator.models.states import TaskState
 from orchestrator.services.dag_processing import process_folder
 from orchestrator.services.dag_sync import find_dag
 from orchestrator.services.logs import follow
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.run_context import render_preview, run_info, run_outputs
 from orchestrator.services.runs import parse_conf, preview_run_info
 from orchestrator.services.secrets import secret_source
@@ -46,6 +47,7 @@ def _task(spec: DagSpec, task_id: str) -> TaskSpec:
 def _parse_without_recording(settings: Settings, dag_id: str) -> DagSpec:
     folder = settings.resolved_dags_folder
     results = process_folder(folder, settings.dag_file_timeout) if folder.is_dir() else []
+    results = OperatorPolicy.from_settings(settings).apply_to_results(results)
     return find_dag(results, dag_id, folder)
 
 

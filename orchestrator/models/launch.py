@@ -29,7 +29,10 @@ OUTPUT_FILE_NAME = "output.json"
 
 
 class LaunchRequest(BaseModel):
-    """A fully rendered container to create: nothing left to template."""
+    """A fully rendered container to create: nothing left to template.
+
+    The runtime adds `no-new-privileges` to every container; `privileged` and `cap_add` are
+    only set once the operator's policy allowed them (see `services.policy`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -45,6 +48,9 @@ class LaunchRequest(BaseModel):
     nano_cpus: int | None = None
     mem_limit: int | None = None
     shm_size: int | None = None
+    pids_limit: int | None = None
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
     labels: dict[str, str] = {}
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     #: Secret values in `environment` (or anywhere else): masked in the attempt's log. Never

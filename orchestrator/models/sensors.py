@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.models.durations import as_timedelta, bounded
+
 DEFAULT_POKE_INTERVAL = timedelta(seconds=60)
 DEFAULT_SENSOR_TIMEOUT = timedelta(days=7)
 #: `EX_TEMPFAIL` in sysexits.h: a temporary failure, the caller should try again later.
@@ -51,16 +53,14 @@ class SensorSpec(BaseModel):
     @field_validator("poke_interval", "timeout", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return timedelta(seconds=value)
-        return value
+        return as_timedelta(value)
 
     @field_validator("poke_interval", "timeout")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError(f"must be positive, got {value.total_seconds():g}s")
-        return value
+        return bounded(value) or value
 
     @field_validator("not_ready_exit_code")
     @classmethod

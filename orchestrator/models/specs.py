@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from orchestrator.models.durations import as_timedelta, bounded
 from orchestrator.models.mapping import MappableField, MapSource
 from orchestrator.models.notifiers import Notifier, notifier_tuple
 from orchestrator.models.secrets import SecretRef
@@ -24,6 +25,8 @@ DEFAULT_POOL = "default_pool"
 ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+#: Sizes (memory, shm) must be below this: 1024 TiB, far past any machine, within int64.
+MAX_SIZE = 1024**5
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
@@ -42,15 +45,34 @@ def parse_size(value: int | str | None, field: str = "size") -> int | None:
     if isinstance(value, int):
         if value <= 0:
             raise ValueError(f"{field} must be positive, got {value}")
+        if value >= MAX_SIZE:
+            raise ValueError(f"{field} {value} is too large (at most 1024 TiB)")
         return value
     match = _SIZE_RE.match(str(value))
     if not match:
         raise ValueError(f"{field} {value!r} is not a size like '512m', '2g' or a byte count")
     number, unit = match.groups()
-    size = int(float(number) * _SIZE_UNITS[unit.lower()])
+    scaled = float(number) * _SIZE_UNITS[unit.lower()]
+    if not scaled < MAX_SIZE:
+        raise ValueError(f"{field} {value!r} is too large (at most 1024 TiB)")
+    size = int(scaled)
     if size <= 0:
         raise ValueError(f"{field} must be positive, got {value!r}")
     return size
+
+
+_CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def capability_name(value: str) -> str:
+    """A Linux capability as Docker names it: upper case, without the `CAP_` prefix
+    (`net_admin`, `CAP_NET_ADMIN` and `NET_ADMIN` are one capability). ValueError otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"a capability is a name such as 'NET_ADMIN', not {value!r}")
+    name = value.strip().upper().removeprefix("CAP_")
+    if not _CAPABILITY.match(name):
+        raise ValueError(f"{value!r} is not a capability name such as 'NET_ADMIN'")
+    return name
 
 
 class PullPolicy(StrEnum):
@@ -165,6 +187,13 @@ class DeltaSchedule(Spec):
     kind: Literal["delta"] = "delta"
     every: timedelta
 
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(f"a schedule interval must be positive, got {value}")
+        return bounded(value) or value
+
 
 Schedule = Annotated[CronSchedule | DeltaSchedule, Field(discriminator="kind")]
 
@@ -187,9 +216,7 @@ DEFAULT_WAIT_TIMEOUT = timedelta(days=7)
 
 
 def _as_timedelta(value: Any) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    return value
+    return as_timedelta(value)
 
 
 class TriggerRunSpec(Spec):
@@ -216,7 +243,7 @@ class TriggerRunSpec(Spec):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError(f"poke_interval must be positive, got {value}")
-        return value
+        return bounded(value) or value
 
 
 class WaitForRunSpec(Spec):
@@ -245,7 +272,12 @@ class WaitForRunSpec(Spec):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError(f"must be positive, got {value}")
-        return value
+        return bounded(value) or value
+
+    @field_validator("execution_delta")
+    @classmethod
+    def _bounded(cls, value: timedelta | None) -> timedelta | None:
+        return bounded(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -299,6 +331,12 @@ class TaskSpec(Spec):
     cpus: float | None = None
     memory: int | None = None
     shm_size: int | None = None
+    #: Most processes in the container; None: the operator's default (ORCH_DEFAULT_PIDS_LIMIT).
+    pids_limit: int | None = Field(default=None, ge=1)
+    #: Run the container privileged (every capability, every device): operator policy decides.
+    privileged: bool = False
+    #: Linux capabilities to add (`NET_ADMIN`, ...): operator policy decides which may be.
+    cap_add: tuple[str, ...] = ()
     pull_policy: PullPolicy = PullPolicy.IF_NOT_PRESENT
     retries: int = Field(default=0, ge=0)
     retry_delay: timedelta = DEFAULT_RETRY_DELAY
@@ -339,8 +377,7 @@ class TaskSpec(Spec):
     @field_validator("sla", mode="before")
     @classmethod
     def _sla(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = timedelta(seconds=value)
+        value = as_timedelta(value)
         if isinstance(value, timedelta) and value <= timedelta(0):
             raise ValueError(f"sla must be a positive duration, got {value.total_seconds():g}s")
         return value
@@ -422,6 +459,15 @@ class TaskSpec(Spec):
             raise ValueError(f"cpus must be positive, got {value}")
         return value
 
+    @field_validator("cap_add", mode="before")
+    @classmethod
+    def _capabilities(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = (value,)
+        if isinstance(value, (list, tuple)):
+            return tuple(dict.fromkeys(capability_name(name) for name in value))
+        return value
+
     @field_validator("memory", "shm_size", mode="before")
     @classmethod
     def _sizes(cls, value: Any) -> int | None:
@@ -444,9 +490,12 @@ class TaskSpec(Spec):
     @field_validator("retry_delay", "max_retry_delay", "execution_timeout", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return timedelta(seconds=value)
-        return value
+        return as_timedelta(value)
+
+    @field_validator("retry_delay", "max_retry_delay", "execution_timeout", "sla")
+    @classmethod
+    def _bounded(cls, value: timedelta | None) -> timedelta | None:
+        return bounded(value)
 
     @field_validator("sensor")
     @classmethod
@@ -507,7 +556,7 @@ class DagSpec(Spec):
     def _timeout_positive(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError(f"must be a positive duration, got {value.total_seconds():g}s")
-        return value
+        return bounded(value)
 
     @field_validator("max_active_tasks", "max_active_runs")
     @classmethod

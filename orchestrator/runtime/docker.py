@@ -54,6 +54,8 @@ DEFAULT_MAX_POOL_SIZE = 128
 DEFAULT_IMAGE_CACHE_SECONDS = 5.0
 #: Exit code reported for a container that vanished before its exit was harvested.
 MISSING_CONTAINER_EXIT_CODE = -1
+#: Security option set on every container: no process in it can gain privileges (setuid).
+NO_NEW_PRIVILEGES = "no-new-privileges"
 
 _RECONNECT_BACKOFF = (0.05, 2.0)  # first and largest pause between log-stream resumes
 _START_POLL_SECONDS = (0.01, 1.0)  # follow_logs polls a created container for its start
@@ -322,7 +324,10 @@ class DockerRuntime(ContainerRuntime):
 
         Memory swap is capped at the memory limit so that exceeding it OOM-kills the task
         instead of swapping. The container is not auto-removed: `remove` runs after logs and
-        output are harvested.
+        output are harvested. Least privilege: `no-new-privileges` always (setuid binaries
+        cannot gain privileges), privileged and added capabilities only when the request
+        carries them (the operator's policy allowed them), the image's user unless the
+        request names one.
         """
         volume_labels = {k: v for k, v in request.labels.items() if k not in IDENTITY_LABELS}
         for mount in request.mounts:
@@ -336,6 +341,10 @@ class DockerRuntime(ContainerRuntime):
                 mem_limit=request.mem_limit,
                 memswap_limit=request.mem_limit,
                 shm_size=request.shm_size,
+                pids_limit=request.pids_limit,
+                privileged=request.privileged,
+                cap_add=list(request.cap_add) or None,
+                security_opt=[NO_NEW_PRIVILEGES],
                 auto_remove=False,
             )
             try:

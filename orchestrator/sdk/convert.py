@@ -140,8 +140,14 @@ def check_cron(where: str, expression: str) -> None:
     from croniter import croniter  # imported here: unscheduled DAGs need not pay for it
 
     problem = None
+    fields = len(expression.split())
+    if fields != 5:
+        # croniter reads a sixth field as seconds and a seventh as the year: a year in the
+        # past would make a valid-looking schedule that never fires again
+        problem = f"it has {fields} field{'s' if fields != 1 else ''}, not 5"
     try:
-        croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
+        if problem is None:
+            croniter(expression, datetime(2000, 1, 1)).get_next(datetime)
     except Exception as exc:  # croniter raises several types for bad expressions
         problem = str(exc) or type(exc).__name__
         if "find next date" in problem:

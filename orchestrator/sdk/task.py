@@ -45,6 +45,9 @@ class TaskArgs(TypedDict, total=False):
     cpus: float | None
     memory: int | str | None
     shm_size: int | str | None
+    pids_limit: int | None
+    privileged: bool
+    cap_add: Sequence[str] | None
     pull_policy: PullPolicy | Literal["if_not_present", "always", "never"]
     retries: int
     retry_delay: timedelta | float
@@ -83,6 +86,8 @@ _NONE_MEANS_UNSET = frozenset(
         "image",
         "environment",
         "mounts",
+        "privileged",
+        "cap_add",
         "pull_policy",
         "retries",
         "retry_delay",

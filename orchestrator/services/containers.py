@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.models.json_values import BadJson, loads_strict
 from orchestrator.models.launch import (
     LABEL_DAG,
     LABEL_INSTANCE,
@@ -24,6 +25,7 @@ from orchestrator.models.launch import (
 )
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import Mount, TaskSpec
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.settings import Settings
 from orchestrator.templating import RenderedTask
 
@@ -134,13 +136,19 @@ def build_launch_request(
     host_output_dir: Path,
 ) -> LaunchRequest:
     """Everything Docker needs for one attempt, nothing left to template; the task's secret
-    values included (and named in `sensitive`, to be masked in its log)."""
+    values included (and named in `sensitive`, to be masked in its log).
+
+    Limits the task leaves unset take the operator's defaults (`ORCH_DEFAULT_MEMORY`,
+    `ORCH_DEFAULT_CPUS`, `ORCH_DEFAULT_PIDS_LIMIT`); the user is the image's unless the task
+    sets one. Raises PolicyViolation (naming the DAG and task) when the rendered request asks
+    for more than the operator's policy allows, e.g. a templated mount source outside the
+    allowed mount roots.
+    """
     env = {**rendered.environment, **rendered.secret_env, **contract_environment(key, run)}
-    mounts = (
-        *rendered.mounts,
-        Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER),
-    )
-    return LaunchRequest(
+    output_mount = Mount(type="bind", source=str(host_output_dir), target=OUTPUT_DIR_IN_CONTAINER)
+    mounts = (*rendered.mounts, output_mount)
+    cpus = task.cpus if task.cpus is not None else settings.default_cpus
+    request = LaunchRequest(
         name=container_name(settings.instance_name, key),
         image=rendered.image,
         command=rendered.command,
@@ -150,13 +158,21 @@ def build_launch_request(
         working_dir=rendered.working_dir,
         user=task.user,
         network=task.network,
-        nano_cpus=int(task.cpus * 1e9) if task.cpus else None,
-        mem_limit=task.memory,
+        nano_cpus=int(cpus * 1e9) if cpus else None,
+        mem_limit=task.memory if task.memory is not None else settings.default_memory,
         shm_size=task.shm_size,
+        pids_limit=task.pids_limit if task.pids_limit is not None else settings.default_pids_limit,
+        privileged=task.privileged,
+        cap_add=task.cap_add,
         labels=container_labels(settings, key),
         pull_policy=task.pull_policy,
         sensitive=rendered.sensitive,
     )
+    where = f"DAG '{key.dag_id}', task '{key.task_id}'"
+    if key.map_index >= 0:
+        where += f" (map index {key.map_index})"
+    OperatorPolicy.from_settings(settings).check_request(request, where, trusted=(output_mount,))
+    return request
 
 
 @dataclass(frozen=True)
@@ -185,8 +201,8 @@ def read_output(directory: Path, max_bytes: int) -> OutputRead:
     if not raw.strip():
         return OutputRead()
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = loads_strict(raw)
+    except BadJson as exc:
         preview = raw[:80].decode("utf-8", "replace")
         return OutputRead(
             error=f"output file is not a single JSON value ({exc}); it starts with {preview!r}"

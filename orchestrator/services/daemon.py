@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 
@@ -38,6 +39,7 @@ def run_scheduler(
         folder,
         timeout=settings.dag_file_timeout,
         paused_at_creation=settings.dags_are_paused_at_creation,
+        policy=OperatorPolicy.from_settings(settings),
     )
 
     def parse_loop() -> None:

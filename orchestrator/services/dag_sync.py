@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.errors import DagNotFound
 from orchestrator.models.specs import DagSpec
 from orchestrator.services.dag_processing import FileResult, process_folder
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.store import dags as dag_store
 
 
@@ -20,10 +21,14 @@ def sync_dags_folder(
     timeout: float,
     now: datetime,
     paused_at_creation: bool = False,
+    policy: OperatorPolicy | None = None,
 ) -> list[FileResult]:
     """Parse every DAG file and record its DAGs or its import error. Never raises for a bad
-    file: each file's failure is recorded on that file alone."""
+    file: each file's failure is recorded on that file alone. With a `policy`, a DAG asking
+    for more than the operator allows is its file's import error."""
     results = process_folder(folder, timeout) if folder.is_dir() else []
+    if policy is not None:
+        results = policy.apply_to_results(results)
     with sessions.begin() as session:
         for result in results:
             dag_store.record_file_result(

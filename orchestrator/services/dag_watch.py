@@ -29,6 +29,7 @@ from orchestrator.services.dag_processing import (
     process_files,
     resolve_duplicate_dags,
 )
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.store import dags as dag_store
 
 #: What a scan compares: modification time (ns), size, inode.
@@ -88,7 +89,8 @@ class DagFolderSync:
 
     It remembers each file's last parse, so a DAG id defined by two files is resolved over the
     whole folder as a full parse does (the file first in path order keeps it) even when only
-    one of them changed.
+    one of them changed. With a `policy`, a file holding a DAG that asks for more than the
+    operator allows becomes an import error (see `services.policy`).
     """
 
     def __init__(
@@ -100,8 +102,10 @@ class DagFolderSync:
         safe_mode: bool = True,
         workers: int = 2,
         paused_at_creation: bool = False,
+        policy: OperatorPolicy | None = None,
     ) -> None:
         self._sessions = sessions
+        self._policy = policy
         self._paused_at_creation = paused_at_creation
         self._folder = folder
         self._timeout = timeout
@@ -116,7 +120,7 @@ class DagFolderSync:
         self._watcher.scan()  # stamps taken before parsing: later edits show in the next poll
         folder_there = self._folder.is_dir()
         files = list_dag_files(self._folder, safe_mode=self._safe_mode) if folder_there else []
-        results = process_files(files, self._timeout, self._workers) if files else []
+        results = self._process(files)
         self._parsed = {r.fileloc: r for r in results}
         return self._record(now, {r.fileloc for r in results})
 
@@ -133,10 +137,14 @@ class DagFolderSync:
                 to_parse.append(Path(fileloc))
         for fileloc in changes.deleted:
             self._parsed.pop(fileloc, None)
-        results = process_files(to_parse, self._timeout, self._workers) if to_parse else []
+        results = self._process(to_parse)
         for result in results:
             self._parsed[result.fileloc] = result
         return self._record(now, {r.fileloc for r in results})
+
+    def _process(self, files: list[Path]) -> list[FileResult]:
+        results = process_files(files, self._timeout, self._workers) if files else []
+        return self._policy.apply_to_results(results) if self._policy is not None else results
 
     def _record(self, now: datetime, parsed: set[str]) -> SyncReport:
         resolved = resolve_duplicate_dags(list(self._parsed.values()))

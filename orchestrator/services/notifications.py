@@ -56,6 +56,7 @@ from orchestrator.scheduling.notifications import (
 from orchestrator.services.clock import Clock
 from orchestrator.services.containers import AttemptKey, instance_labels, log_path
 from orchestrator.services.logs import LogFile
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.settings import Settings
 from orchestrator.store import notifications as notification_store
 from orchestrator.store.tables import DagRunRow, NotificationRow, TaskInstanceRow
@@ -397,6 +398,9 @@ class NotificationService:
                 output.extend(chunk)
 
         try:
+            OperatorPolicy.from_settings(self._settings).check_request(
+                request, f"DAG '{payload.dag_id}': container hook"
+            )
             self._runtime.ensure_image(hook.image, request.pull_policy, sink)
             container_id = self._runtime.create(request)
         except Exception as exc:

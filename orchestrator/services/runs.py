@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import InvalidConf
+from orchestrator.models.json_values import BadJson, loads_strict
 from orchestrator.models.params import ParamsInvalid, validate_params
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, ParamSpec
@@ -26,12 +26,11 @@ def parse_conf(text: str | None, *, where: str = "--conf") -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
+        value = loads_strict(text)
+    except BadJson as exc:
         raise InvalidConf(
-            f"{where} is not valid JSON: {exc.msg} at line {exc.lineno} column"
-            f" {exc.colno}; pass an object such as '{{\"rows\": 10}}'"
-        ) from exc
+            f"{where} is not valid JSON: {exc}; pass an object such as '{{\"rows\": 10}}'"
+        ) from None
     if not isinstance(value, dict):
         raise InvalidConf(f"{where} must be a JSON object, not {type(value).__name__}")
     return value

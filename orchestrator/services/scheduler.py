@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import TemplateError
+from orchestrator.errors import PolicyViolation, TemplateError
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
 from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime, Subscription
@@ -741,11 +741,14 @@ class Scheduler:
         if poke:
             sensor_pokes.begin_poke(session, ti.id, ti.try_number, poke, name, now)
             LogFile(path).write_line(f"[orchestrator] poke {poke} of try {ti.try_number}: {name}")
+        host_output = output_dir(self._settings, key)
         try:
             secrets = secret_source(self._settings, session)
             rendered = render_attempt(spec, task, info, ti, outputs, secrets)
-        except TemplateError as exc:
+            request = build_launch_request(self._settings, task, rendered, key, info, host_output)
+        except (TemplateError, PolicyViolation) as exc:
             message = str(exc)
+            what = "template error" if isinstance(exc, TemplateError) else "refused by policy"
             self._record_attempt(
                 session,
                 ti,
@@ -758,17 +761,15 @@ class Scheduler:
                 queued_at=now,
                 end_date=now,
             )
-            LogFile(path).write_line(f"[orchestrator] template error: {message}")
+            LogFile(path).write_line(f"[orchestrator] {what}: {message}")
             ti.queued_at, ti.end_date, ti.container_name, ti.container_id = now, now, name, None
             ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
             if not holding_slot:
                 self._set_state(session, ti, TaskState.QUEUED, now)
-            self._set_state(session, ti, TaskState.FAILED, now, f"template error: {message}")
+            self._set_state(session, ti, TaskState.FAILED, now, f"{what}: {message}")
             report.finished += 1
             return None
-        host_output = output_dir(self._settings, key)
         prepare_output_dir(host_output)
-        request = build_launch_request(self._settings, task, rendered, key, info, host_output)
         self._record_attempt(
             session,
             ti,
