@@ -19,7 +19,9 @@ reconciliation after the outage handles what did not survive it.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +57,9 @@ from orchestrator.store.tables import DagRow, DagRunRow, TaskInstanceRow
 from orchestrator.templating import RenderedTask
 
 log = logging.getLogger("orchestrator.reconcile")
+
+#: Written in ORCH_HOME after every reconciliation (see `Reconciler._write_status`).
+STATUS_FILE = "scheduler-status.json"
 
 #: Backoff between checks of an unreachable engine (doubling, capped).
 ENGINE_BACKOFF = (1.0, 30.0)
@@ -129,6 +134,7 @@ class Reconciler:
             self.engine_up = False
             self._next_at = now + timedelta(seconds=self._backoff)
             self._backoff = min(self._backoff * 2, ENGINE_BACKOFF[1])
+            self._write_status(now, str(exc))
             return ReconcileReport(engine_error=str(exc))
         if not self.engine_up:
             log.warning("container engine reachable again: reconciled %s", _describe(report))
@@ -137,7 +143,27 @@ class Reconciler:
         self.engine_up = True
         self._backoff = ENGINE_BACKOFF[0]
         self._next_at = now + timedelta(seconds=self._settings.reconcile_interval)
+        self._write_status(now, None)
         return report
+
+    def _write_status(self, now: datetime, engine_error: str | None) -> None:
+        """`$ORCH_HOME/scheduler-status.json`: whether the engine was reachable at the last
+        check (for operators and the CLI; written atomically, never fatal)."""
+        status = {
+            "pid": os.getpid(),
+            "checked_at": now.isoformat(),
+            "engine": "down" if engine_error else "up",
+            "engine_error": engine_error,
+            "next_check_at": self._next_at.isoformat() if self._next_at else None,
+        }
+        path = self._settings.home / STATUS_FILE
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(status, indent=2) + "\n")
+            partial.replace(path)
+        except OSError as exc:
+            log.warning("could not write %s: %s", path, exc)
 
     # ----------------------------------------------------------------- gathering
     def _reconcile(self, now: datetime, *, startup: bool) -> ReconcileReport:

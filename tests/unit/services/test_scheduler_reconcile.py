@@ -4,6 +4,7 @@ and every task still runs exactly once with its exit code, output and whole log 
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -323,12 +324,36 @@ def test_nothing_is_launched_while_the_engine_is_down_and_all_runs_once_it_is_ba
     scheduler = world.scheduler()
     report = scheduler.reconcile(world.clock.now())
     assert report.engine_error is not None and not scheduler.engine_up
+    status = json.loads((world.settings.home / "scheduler-status.json").read_text())
+    assert status["engine"] == "down" and "could not be reached" in status["engine_error"]
     scheduler.tick(world.clock.now())
     assert world.engine.created == []  # recorded, not launched
     assert world.tis(run_id)["a"].state == "queued"
     down = False
     assert scheduler.reconcile(world.clock.now()).actions == {Action.RELAUNCH: 1}
+    status = json.loads((world.settings.home / "scheduler-status.json").read_text())
+    assert status["engine"] == "up" and scheduler.engine_up
     world.run_until_done(scheduler, run_id)
     ti = world.tis(run_id)["a"]
     assert (ti.state, ti.try_number) == ("success", 1)
     assert len(world.engine.created) == 1
+
+
+def test_a_periodic_reconciliation_leaves_the_work_under_way_alone(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    world = World(settings, sessions, clock, hanging)
+    run_id = world.trigger(spec(t("a"), t("b")))
+    scheduler = world.scheduler()
+    scheduler.tick(clock.now())
+    scheduler.tick(clock.now())
+    assert {ti.state for ti in world.tis(run_id).values()} == {"running"}
+    assert scheduler.reconcile(clock.now()).actions == {}  # followed by this process
+    for container_id in list(world.engine.containers):
+        world.engine.emit(container_id, b"once\n")
+        world.engine.finish(container_id, exit_code=0)
+    world.run_until_done(scheduler, run_id)
+    for ti in world.tis(run_id).values():
+        assert (ti.state, ti.try_number) == ("success", 1)
+        assert world.log_of(ti.id) == "once\n"
+    assert len(world.engine.created) == 2
