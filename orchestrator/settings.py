@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     """Largest output file a task may write."""
     docker_workers: int = Field(default=16, ge=1)
     """Threads making blocking Docker API calls (create, start, inspect, remove)."""
+    reconcile_interval: float = Field(default=60.0, gt=0)
+    """Seconds between reconciliations of the store with the container engine (adopting,
+    harvesting, removing orphans, failing lost attempts); one always runs at start-up."""
     trigger_poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between checks for runs queued by other processes (`dags trigger`)."""
     max_map_length: int = Field(default=1024, ge=1)

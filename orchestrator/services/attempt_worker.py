@@ -20,6 +20,7 @@ from orchestrator.errors import ImageUnavailable
 from orchestrator.models.launch import ContainerExit, LaunchRequest
 from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime
+from orchestrator.scheduling.reconcile import container_bytes_logged
 from orchestrator.services.clock import Clock
 from orchestrator.services.containers import AttemptKey, log_path, output_dir, read_output
 from orchestrator.services.logs import LogFile
@@ -73,6 +74,16 @@ class Harvested:
     output_error: str | None
 
 
+@dataclass(frozen=True)
+class Lost:
+    """Reconciliation found the attempt's container gone (see `scheduling.reconcile`)."""
+
+    ti_id: int
+    try_number: int
+    container_id: str | None
+    detail: str
+
+
 @dataclass
 class LaunchJob:
     ti_id: int
@@ -101,21 +112,36 @@ class AttemptWorker:
         self._listener = listener
         self._post = post
         self._logs_done: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._in_flight: set[tuple[int, int]] = set()  # (ti id, try) launches not yet done
+        self._following: set[str] = set()  # containers whose log a thread of ours follows
+
+    def begin_launch(self, job: LaunchJob) -> None:
+        """Mark the job's attempt as being launched (call before submitting `launch`), so
+        reconciliation leaves it alone until `launch` is done."""
+        with self._lock:
+            self._in_flight.add((job.ti_id, job.key.try_number))
+
+    def busy(self) -> tuple[set[tuple[int, int]], set[str]]:
+        """The attempts being launched and the containers being followed, right now."""
+        with self._lock:
+            return set(self._in_flight), set(self._following)
 
     def launch(self, job: LaunchJob) -> None:
         """Worker: image, create, persist id, start, follow logs."""
+        try:
+            self._launch(job)
+        finally:
+            with self._lock:
+                self._in_flight.discard((job.ti_id, job.key.try_number))
+
+    def _launch(self, job: LaunchJob) -> None:
         logfile = LogFile(job.log_path, job.request.sensitive)
         container_id: str | None = None
         try:
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
             container_id = self._runtime.create(job.request)
-            with self._sessions.begin() as session:
-                ti_store.set_container_id(session, job.ti_id, job.key.try_number, container_id)
-            logs_done = self._logs_done.setdefault(container_id, threading.Event())
-            try:
-                self._runtime.start(container_id)
-            finally:
-                self._follow_logs(container_id, job.key, logfile, logs_done)
+            self._start(job.ti_id, job.key, container_id, logfile)
         except ImageUnavailable as exc:
             logfile.write_line(f"[orchestrator] {exc}")
             self._post(LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
@@ -127,26 +153,110 @@ class AttemptWorker:
             return
         self._post(Launched(job.ti_id, job.key.try_number, self._clock.now()))
 
+    def _start(self, ti_id: int, key: AttemptKey, container_id: str, logfile: LogFile) -> None:
+        """Persist the id (and where the container's output begins in the log), start the
+        container and follow its log."""
+        offset = logfile.path.stat().st_size if logfile.path.exists() else 0
+        with self._sessions.begin() as session:
+            ti_store.set_container_id(session, ti_id, key.try_number, container_id, offset)
+        logs_done = self._logs_done.setdefault(container_id, threading.Event())
+        try:
+            self._runtime.start(container_id)
+        finally:
+            self._follow_logs(container_id, key, logfile, logs_done)
+
+    def start_created(
+        self,
+        ti_id: int,
+        key: AttemptKey,
+        container_id: str,
+        sensitive: frozenset[str] = frozenset(),
+    ) -> None:
+        """Worker (reconciliation): start a container that was created but never started
+        (the scheduler stopped between create and start), as `launch` would have; its log
+        masks `sensitive` values."""
+        logfile = LogFile(log_path(self._settings, key), sensitive)
+        try:
+            self._start(ti_id, key, container_id, logfile)
+        except Exception as exc:
+            message = f"could not start the container: {exc}"
+            logfile.write_line(f"[orchestrator] {message}")
+            self._post(LaunchFailed(ti_id, key.try_number, message, container_id))
+            return
+        self._post(Launched(ti_id, key.try_number, self._clock.now()))
+
+    def adopt(
+        self,
+        ti_id: int,
+        key: AttemptKey,
+        container_id: str,
+        *,
+        id_stored: bool,
+        log_offset: int,
+        sensitive: frozenset[str] = frozenset(),
+    ) -> None:
+        """Worker (reconciliation): take over a container a previous scheduler process
+        started. Its id is stored if it was not; its log is followed on from where the log
+        file stopped (the bytes of its output already there are skipped, so no line is
+        written twice or missed); once the container stopped it is harvested as usual. Its
+        log masks `sensitive` values (if one was printed before the restart, the skip counts
+        the masked bytes, and the log may repeat or miss a few bytes there)."""
+        logfile = LogFile(log_path(self._settings, key), sensitive)
+        if not id_stored:
+            with self._sessions.begin() as session:
+                ti_store.set_container_id(session, ti_id, key.try_number, container_id, log_offset)
+        written = logfile.path.read_bytes()[log_offset:] if logfile.path.exists() else b""
+        skip = container_bytes_logged(written)
+        logs_done = self._logs_done.setdefault(container_id, threading.Event())
+        self._post(Launched(ti_id, key.try_number, self._clock.now()))
+        self._follow_logs(container_id, key, logfile, logs_done, skip=skip, then_exited=True)
+
     def _follow_logs(
-        self, container_id: str, key: AttemptKey, logfile: LogFile, done: threading.Event
+        self,
+        container_id: str,
+        key: AttemptKey,
+        logfile: LogFile,
+        done: threading.Event,
+        *,
+        skip: int = 0,
+        then_exited: bool = False,
     ) -> None:
         """Stream the container's output to its log file (and listener) in a thread; `done` is
         set once everything it printed is written. Started after `start`: the engine replays
-        the log from the beginning, so even a container that already exited loses nothing."""
+        the log from the beginning, so even a container that already exited loses nothing;
+        the first `skip` bytes (already in the file) are left out. `then_exited`: post
+        `Exited` once the stream ended (an adopted container may have exited unobserved)."""
         listener = self._listener
+        with self._lock:
+            self._following.add(container_id)
 
         def heard(chunk: bytes) -> None:
             if listener is not None:
                 listener.on_log(key, chunk)
 
         def follow() -> None:
+            remaining = skip
             try:
                 with logfile.appending(heard) as write:
-                    self._runtime.follow_logs(container_id, write, started=True)
+
+                    def sink(chunk: bytes) -> None:
+                        nonlocal remaining
+                        if remaining:
+                            cut = min(remaining, len(chunk))
+                            chunk, remaining = chunk[cut:], remaining - cut
+                            if not chunk:
+                                return
+                        write(chunk)
+
+                    self._runtime.follow_logs(container_id, sink, started=True)
             except Exception as exc:
                 logfile.write_line(f"[orchestrator] log stream ended early: {exc}")
             finally:
+                with self._lock:
+                    self._following.discard(container_id)
                 done.set()
+                if then_exited:
+                    self._post(Exited(container_id))
 
         threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
 

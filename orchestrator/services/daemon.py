@@ -3,6 +3,10 @@
 The parsing thread scans the folder every `dag_watch_interval` and parses only new or changed
 files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes the loop, which
 then brings running runs in step with the new specs (see `scheduling.integrity`).
+
+On SIGTERM the loop stops launching and returns; running containers keep running, and the
+next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
+that ended meanwhile and launches what was recorded but never created.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ def run_scheduler(
     try:
         scheduler.run_forever(stop)
     finally:
-        scheduler.close()
+        # running containers are left alone: the next start adopts them (see `reconcile`)
+        scheduler.close(wait=False)
         parser.join(timeout=5)
         log.info("scheduler stopped")
 

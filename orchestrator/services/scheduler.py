@@ -38,6 +38,7 @@ from orchestrator.services.attempt_worker import (
     Launched,
     LaunchFailed,
     LaunchJob,
+    Lost,
     SchedulerListener,
 )
 from orchestrator.services.clearing import STOP_REQUESTS, requested_end
@@ -66,6 +67,7 @@ from orchestrator.services.notifications import (
     run_notices,
     task_notices,
 )
+from orchestrator.services.reconcile import Reconciler, ReconcileReport
 from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.services.run_planner import RunPlanner
 from orchestrator.services.secrets import secret_source
@@ -198,6 +200,17 @@ class Scheduler:
         self._touched: set[int] = set()  # runs whose task instances changed this pass
         self._changed: set[int] = set()  # ... and in the pass before
         self._runs_held = False  # queued runs wait for max_active_runs or a pause
+        self._reconciler = Reconciler(
+            settings=settings,
+            sessions=sessions,
+            runtime=runtime,
+            worker=self._worker,
+            launch=self._submit_launch,
+            post=self._post,
+            owns=self._run_filter,
+            busy_containers=lambda: self._harvesting | self._stopping,
+            background=lambda work: self._cleanup_pool.submit(work),
+        )
 
     # ----------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -207,13 +220,16 @@ class Scheduler:
                 instance_labels(self._settings), self._on_exit
             )
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Stop watching and release the worker pools. `wait=False` (a SIGTERM) drops work
+        not yet begun and does not wait for the rest: running containers are left alone, and
+        the next start reconciles (adopts them, launches what was recorded but not created)."""
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
         if self._owns_executor:
             for pool in (self._executor, self._harvest_pool, self._cleanup_pool):
-                pool.shutdown(wait=True)
+                pool.shutdown(wait=wait, cancel_futures=not wait)
         if self._owns_notifications:
             self._notifications.close()
 
@@ -222,19 +238,39 @@ class Scheduler:
         self._wake.set()
 
     def run_forever(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
-        """Tick until `stop` is set, sleeping only until the next thing can happen."""
+        """Tick until `stop` is set, sleeping only until the next thing can happen.
+        Reconciles with the engine first, and then every `reconcile_interval`."""
         self.start()
         while not stop.is_set():
             self._wake.clear()
             now = self._clock.now()
             try:
+                self._reconciler.run_if_due(now)
                 self.tick(now)
                 if on_tick is not None:
                     on_tick()
             except Exception:  # a bug must not kill the loop; it is logged and retried
                 log.exception("scheduler tick failed; retrying")
                 stop.wait(1.0)
-            self._wake.wait(self._seconds_until_next_event(self._clock.now()))
+            wait = self._seconds_until_next_event(self._clock.now())
+            reconcile_at = self._reconciler.next_at()
+            if reconcile_at is not None:
+                wait = min(wait, max((reconcile_at - self._clock.now()).total_seconds(), 0.0))
+            self._wake.wait(wait)
+
+    def reconcile(self, now: datetime) -> ReconcileReport:
+        """Bring the store and the engine in line now (see `services.reconcile`); call after
+        `start` (so no exit is missed) and before the first tick."""
+        return self._reconciler.run(now)
+
+    @property
+    def engine_up(self) -> bool:
+        """False while the container engine cannot be reached (nothing is launched then)."""
+        return self._reconciler.engine_up
+
+    def _submit_launch(self, job: LaunchJob) -> None:
+        self._worker.begin_launch(job)
+        self._executor.submit(self._worker.launch, job)
 
     def run_until_idle(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
         """Tick (waiting for events between ticks) until `done()`; False on timeout."""
@@ -296,8 +332,9 @@ class Scheduler:
             for action in after_commit:
                 action()
             self._notifications.submit(self._pass_notices)
-            for job in launches:
-                self._executor.submit(self._worker.launch, job)
+            if self._reconciler.engine_up:  # else reconciling launches them once it is back
+                for job in launches:
+                    self._submit_launch(job)
             report.launched += len(launches)
             if self._inbox.empty():
                 break
@@ -426,6 +463,8 @@ class Scheduler:
                 attempt = self._attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
+        elif isinstance(message, Lost):
+            self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, LaunchFailed):
             end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(
@@ -856,6 +895,26 @@ class Scheduler:
         self._harvesting.add(container_id)
         after_commit.append(
             lambda: self._harvest_pool.submit(self._worker.harvest, ti_id, key, container_id)
+        )
+
+    def _on_lost(
+        self,
+        session: Session,
+        message: Lost,
+        now: datetime,
+        report: TickReport,
+        after_commit: list[Callable[[], object]],
+    ) -> None:
+        """Reconciliation found the attempt's container gone: fail the attempt (retried if
+        retries remain), unless it ended meanwhile or its harvest is under way."""
+        ti = session.get(TaskInstanceRow, message.ti_id)
+        if ti is None or ti.container_id != message.container_id:
+            return
+        if message.container_id is not None and message.container_id in self._harvesting:
+            return
+        end = AttemptEnd(exit_code=None, launch_error=message.detail)
+        self._finish_attempt(
+            session, message.ti_id, message.try_number, end, None, now, report, after_commit
         )
 
     def _finish_attempt(

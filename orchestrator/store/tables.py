@@ -161,6 +161,9 @@ class TaskAttemptRow(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     output_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     log_path: Mapped[str] = mapped_column(Text)
+    # the log file's size when the container was started: where its output begins (a
+    # restarted scheduler resumes the log from there without repeating a line)
+    log_offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

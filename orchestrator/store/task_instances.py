@@ -31,7 +31,7 @@ _SET_TI_CONTAINER = (
 _SET_ATTEMPT_CONTAINER = (
     update(_ATTEMPTS)
     .where(_ATTEMPTS.c.ti_id == bindparam("ti"), _ATTEMPTS.c.try_number == bindparam("try"))
-    .values(container_id=bindparam("cid"))
+    .values(container_id=bindparam("cid"), log_offset=bindparam("offset"))
 )
 _GET_ATTEMPT = select(TaskAttemptRow).where(
     TaskAttemptRow.ti_id == bindparam("ti_id"),
@@ -118,12 +118,15 @@ def get_run_of(session: Session, ti: TaskInstanceRow) -> DagRunRow:
     return run
 
 
-def set_container_id(session: Session, ti_id: int, try_number: int, container_id: str) -> None:
-    """Persist the container id of an attempt (done before the container is started).
+def set_container_id(
+    session: Session, ti_id: int, try_number: int, container_id: str, log_offset: int | None = None
+) -> None:
+    """Persist the container id of an attempt (done before the container is started), and
+    where the container's output will begin in the attempt's log file.
 
     Plain SQL on the session's connection: the ORM objects of other sessions that hold
     these rows are not this function's concern."""
-    values = {"ti": ti_id, "try": try_number, "cid": container_id}
+    values = {"ti": ti_id, "try": try_number, "cid": container_id, "offset": log_offset}
     connection = session.connection()
     connection.execute(_SET_TI_CONTAINER, values)
     connection.execute(_SET_ATTEMPT_CONTAINER, values)
