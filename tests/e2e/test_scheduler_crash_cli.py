@@ -33,6 +33,19 @@ with DAG("sleepy") as dag:
     first >> [step("b"), step("c"), step("d")]
 """
 
+#: One task that runs long enough to be seen running however slow the machine is.
+LONG = """
+from orchestrator import DAG, ContainerTask
+
+with DAG("sleepy") as dag:
+    ContainerTask(
+        task_id="first",
+        image="orchestrator/busybox:latest",
+        pull_policy="never",
+        command=["sh", "-c", "echo start; sleep 15; echo done"],
+    )
+"""
+
 
 def show(cli: Cli, run_id: str) -> dict[str, Any]:
     return dict(cli.json("runs", "show", "sleepy", run_id))
@@ -100,7 +113,7 @@ def test_kill_9_mid_run_then_restart_runs_every_task_exactly_once(
 def test_sigterm_leaves_a_running_container_to_the_next_start(
     cli: Cli, docker_client: docker.DockerClient
 ) -> None:
-    cli.add_dag("sleepy.py", SLEEPY)
+    cli.add_dag("sleepy.py", LONG)
     scheduler = cli.popen("scheduler")
     run_id = cli.json("dags", "trigger", "sleepy")["run_id"]
     wait_until(cli, run_id, lambda r: states(r)["first"] == "running")
