@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from orchestrator.errors import PolicyViolation, TemplateError
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
@@ -184,7 +185,9 @@ class Scheduler:
         self._next_deadline: datetime | None = None
         # caches for one pass (one session): specs by dag id, task instances by run
         self._pass_specs: dict[str, DagSpec | None] = {}
-        self._pass_tis: dict[int, list[TaskInstanceRow]] = {}
+        # the task instances of running runs, kept across passes (see `_refresh_cache`)
+        self._run_cache: dict[int, list[TaskInstanceRow]] = {}
+        self._session: Session | None = None
         self._pass_finished = False
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
@@ -232,6 +235,9 @@ class Scheduler:
                 pool.shutdown(wait=wait, cancel_futures=not wait)
         if self._owns_notifications:
             self._notifications.close()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     def wake(self) -> None:
         """Make a waiting `run_forever` tick at once."""
@@ -300,35 +306,19 @@ class Scheduler:
             messages = self._take_inbox()
             after_commit: list[Callable[[], object]] = []
             self._sweeping = self._sweep_due(now, first=number == 0, messages=bool(messages))
-            with self._sessions.begin() as session:
-                self._pass_specs, self._pass_tis, self._pass_finished = {}, {}, False
-                self._pass_running = None
-                self._pass_notices = []
-                self._pass_attempts = {}
-                self._changed, self._touched = self._touched, set()
-                self._handle_all(session, messages, now, report, after_commit)
-                plan_at = self._plan_runs(session, now, report)
-                started = self._start_queued_runs(session, now)
-                report.runs_started += started
-                self._sweeping = self._sweeping or bool(started)
-                run_timeout_at = self._fail_timed_out_runs(session, now, report)
-                self._verify_integrity(session, now)
-                deadline = self._enforce_timeouts(session, now, after_commit)
-                retry_at = self._decide_readiness(session, now)
-                failed_early = report.finished
-                launches = self._queue_launches(session, now, report)
-                pokes, poke_at = self._repoke_sensors(session, now, report)
-                launches += pokes
-                if report.finished != failed_early:  # template errors: propagate them now
-                    self._decide_readiness(session, now)
-                sla_at = self._check_slas(session, now)
-                if self._pass_finished or started:
-                    self._finish_runs(session, now, report)
-                    if self._runs_held and report.runs_finished:
-                        self._wake.set()  # a run ended: a held-back queued run may start now
-            self._next_deadline = run_limits.earliest(
-                [deadline, retry_at, poke_at, sla_at, self._control_wake, plan_at, run_timeout_at]
-            )
+            before = self._pass_memory(report, after_commit)
+            session = self._long_session()
+            try:
+                launches, deadlines = self._pass(session, messages, now, report, after_commit)
+            except StaleDataError as exc:  # another process wrote a row this pass wrote over
+                log.warning("a task instance changed under the pass; doing it again: %s", exc)
+                self._restore_pass_memory(before, report, after_commit)
+                self._forget_everything(session)
+                self._last_sweep = None  # the next pass sweeps
+                for message in messages:
+                    self._inbox.put(message)
+                continue
+            self._next_deadline = run_limits.earliest(deadlines)
             for action in after_commit:
                 action()
             self._notifications.submit(self._pass_notices)
@@ -339,6 +329,89 @@ class Scheduler:
             if self._inbox.empty():
                 break
         return report
+
+    def _pass(
+        self,
+        session: Session,
+        messages: list[object],
+        now: datetime,
+        report: TickReport,
+        after_commit: list[Callable[[], object]],
+    ) -> tuple[list[LaunchJob], list[datetime | None]]:
+        """One pass, one transaction; returns the launches to submit once it committed and
+        the times something becomes due."""
+        with session.begin():
+            self._pass_specs, self._pass_finished = {}, False
+            self._pass_running = None
+            self._pass_notices = []
+            self._pass_attempts = {}
+            self._changed, self._touched = self._touched, set()
+            self._refresh_cache(session)
+            self._handle_all(session, messages, now, report, after_commit)
+            plan_at = self._plan_runs(session, now, report)
+            started = self._start_queued_runs(session, now)
+            report.runs_started += started
+            self._sweeping = self._sweeping or bool(started)
+            run_timeout_at = self._fail_timed_out_runs(session, now, report)
+            self._verify_integrity(session, now)
+            deadline = self._enforce_timeouts(session, now, after_commit)
+            retry_at = self._decide_readiness(session, now)
+            failed_early = report.finished
+            launches = self._queue_launches(session, now, report)
+            pokes, poke_at = self._repoke_sensors(session, now, report)
+            launches += pokes
+            if report.finished != failed_early:  # template errors: propagate them now
+                self._decide_readiness(session, now)
+            sla_at = self._check_slas(session, now)
+            if self._pass_finished or started:
+                self._finish_runs(session, now, report)
+                if self._runs_held and report.runs_finished:
+                    self._wake.set()  # a run ended: a held-back queued run may start now
+        deadlines = [deadline, retry_at, poke_at, sla_at, self._control_wake, plan_at]
+        return launches, [*deadlines, run_timeout_at]
+
+    # ----------------------------------------------------------------- the long-lived session
+    def _long_session(self) -> Session:
+        """The session every pass uses, kept between passes with what it loaded (objects stay
+        usable after commit), so a pass reads only what changed: see `_refresh_cache`."""
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
+    def _refresh_cache(self, session: Session) -> None:
+        """Make what the session kept from earlier passes current.
+
+        A sweep forgets everything (other processes may have cleared, marked or triggered).
+        Other passes compare the versions of the cached runs' task instances with the store
+        (one narrow query) and reload the changed ones; runs no longer running leave the
+        cache. Every write bumps a task instance's version, and the ORM refuses a write over
+        a stale one (StaleDataError: the pass is done again), so nothing is overwritten.
+        """
+        if self._sweeping:
+            self._forget_everything(session)
+            return
+        if not self._run_cache:
+            return
+        running = {run.id for run in self._runs(session, RunState.RUNNING)}
+        for run_pk in [pk for pk in self._run_cache if pk not in running]:
+            for ti in self._run_cache.pop(run_pk):
+                session.expire(ti)
+        versions = run_store.ti_versions(session, list(self._run_cache))
+        stale: list[int] = []
+        for run_pk, tis in list(self._run_cache.items()):
+            stored = versions.get(run_pk, {})
+            if len(stored) != len(tis):  # instances added or deleted elsewhere: load again
+                del self._run_cache[run_pk]
+                for ti in tis:
+                    session.expire(ti)
+                continue
+            stale += [ti.id for ti in tis if stored.get(ti.id) != ti.version]
+        if stale:
+            ti_store.tis_by_ids(session, stale, fresh=True)
+
+    def _forget_everything(self, session: Session) -> None:
+        session.expire_all()
+        self._run_cache.clear()
 
     def _sweep_due(self, now: datetime, *, first: bool, messages: bool) -> bool:
         """Whether this pass looks at every running run rather than only the changed ones.
@@ -395,6 +468,8 @@ class Scheduler:
                     for message in messages:
                         self._handle(session, message, now, report, after_commit)
                 return
+            except StaleDataError:
+                raise  # the whole pass is done again (see `tick`)
             except Exception:
                 self._restore_pass_memory(saved, report, after_commit)
         for message in messages:
@@ -402,6 +477,8 @@ class Scheduler:
             try:
                 with session.begin_nested(), session.no_autoflush:
                     self._handle(session, message, now, report, after_commit)
+            except StaleDataError:
+                raise
             except Exception:
                 self._restore_pass_memory(saved, report, after_commit)
                 log.exception("could not handle %r", message)
@@ -412,9 +489,8 @@ class Scheduler:
         ti_ids = {m.ti_id for m in messages if isinstance(m, Launched | LaunchFailed | Harvested)}
         containers = [m.container_id for m in messages if isinstance(m, Exited)]
         with session.no_autoflush:
-            tis = ti_store.tis_by_ids(session, ti_ids) + ti_store.tis_by_containers(
-                session, containers
-            )
+            tis = ti_store.tis_by_ids(session, ti_ids, fresh=True)
+            tis += ti_store.tis_by_containers(session, containers, fresh=True)
             run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
             keys = [(ti.id, ti.try_number) for ti in tis]
             self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
@@ -441,7 +517,7 @@ class Scheduler:
         self._harvesting, self._stopping = saved.harvesting, saved.stopping
         self._pass_finished = saved.finished
         # may hold rows the rollback discarded
-        self._pass_tis, self._pass_running, self._pass_attempts = {}, None, {}
+        self._run_cache, self._pass_running, self._pass_attempts = {}, None, {}
 
     def _handle(
         self,
@@ -500,7 +576,7 @@ class Scheduler:
         """The DAG's latest spec, read once per pass (parsed again only when it changed)."""
         if dag_id in self._pass_specs:
             return self._pass_specs[dag_id]
-        row = session.get(DagRow, dag_id)
+        row = session.get(DagRow, dag_id, populate_existing=True)  # files change under us
         spec: DagSpec | None = None
         if row is not None:
             cached = self._specs.get(dag_id)
@@ -524,17 +600,17 @@ class Scheduler:
         return index.get(task_id)
 
     def _run_tis(self, session: Session, run_pk: int) -> list[TaskInstanceRow]:
-        """A run's task instances, loaded once per pass (the session keeps them current)."""
-        tis = self._pass_tis.get(run_pk)
+        """A run's task instances, loaded once and kept current (see `_refresh_cache`)."""
+        tis = self._run_cache.get(run_pk)
         if tis is None:
-            tis = self._pass_tis[run_pk] = run_store.task_instances(session, run_pk)
+            tis = self._run_cache[run_pk] = run_store.task_instances(session, run_pk)
         return tis
 
     def _load_tis(self, session: Session, runs: Iterable[DagRunRow]) -> None:
-        """Load the task instances of these runs that this pass has not loaded, together."""
-        missing = {run.id for run in runs} - self._pass_tis.keys()
+        """Load the task instances of these runs that are not cached, together."""
+        missing = {run.id for run in runs} - self._run_cache.keys()
         if len(missing) > 1:
-            self._pass_tis.update(run_store.task_instances_of_runs(session, missing))
+            self._run_cache.update(run_store.task_instances_of_runs(session, missing))
 
     def _runs(self, session: Session, state: RunState) -> list[DagRunRow]:
         """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
@@ -613,7 +689,7 @@ class Scheduler:
             spec = self._spec(session, run.dag_id) if target != integrity.NO_SPEC else None
             tis = self._run_tis(session, run.id)
             if integrity.sync_run(session, run, spec, tis, now, self._set_state).add:
-                self._pass_tis.pop(run.id, None)
+                self._run_cache.pop(run.id, None)
                 self._touched.add(run.id)
             run.spec_hash = target
 

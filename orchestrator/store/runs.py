@@ -92,11 +92,14 @@ def list_runs(session: Session, dag_id: str, limit: int | None = None) -> list[D
 
 
 def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunRow]:
+    """Runs in these states, oldest first, read from the store even when the session holds
+    them already (a long-lived session must see other processes' changes)."""
     return list(
         session.scalars(
             select(DagRunRow)
             .where(DagRunRow.state.in_([s.value for s in states]))
             .order_by(DagRunRow.queued_at, DagRunRow.id)
+            .execution_options(populate_existing=True)
         )
     )
 
@@ -141,6 +144,20 @@ def runs_by_ids(session: Session, ids: Collection[int]) -> list[DagRunRow]:
         for chunk in in_chunks(ids)
         for run in session.scalars(select(DagRunRow).where(DagRunRow.id.in_(chunk)))
     ]
+
+
+def ti_versions(session: Session, dag_run_ids: Collection[int]) -> dict[int, dict[int, int]]:
+    """The version of every task instance of these runs: {run: {task instance: version}}."""
+    found: dict[int, dict[int, int]] = {run_id: {} for run_id in dag_run_ids}
+    for chunk in in_chunks(dag_run_ids):
+        rows = session.execute(
+            select(TaskInstanceRow.dag_run_id, TaskInstanceRow.id, TaskInstanceRow.version).where(
+                TaskInstanceRow.dag_run_id.in_(chunk)
+            )
+        )
+        for run_id, ti_id, version in rows:
+            found[run_id][ti_id] = version
+    return found
 
 
 def task_instances_of_runs(

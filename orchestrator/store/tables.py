@@ -140,6 +140,11 @@ class TaskInstanceRow(Base):
     # the pool and slots the latest attempt took when it was queued
     pool: Mapped[str | None] = mapped_column(String(250), nullable=True)
     pool_slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    #: Bumped by every write (the ORM does it; plain SQL updates must too): a long-lived
+    #: reader notices what changed elsewhere, and a write over a stale copy fails.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class TaskAttemptRow(Base):

@@ -26,7 +26,7 @@ _ATTEMPTS = Base.metadata.tables[TaskAttemptRow.__tablename__]
 _SET_TI_CONTAINER = (
     update(_TIS)
     .where(_TIS.c.id == bindparam("ti"), _TIS.c.try_number == bindparam("try"))
-    .values(container_id=bindparam("cid"))
+    .values(container_id=bindparam("cid"), version=_TIS.c.version + 1)
 )
 _SET_ATTEMPT_CONTAINER = (
     update(_ATTEMPTS)
@@ -132,22 +132,35 @@ def set_container_id(
     connection.execute(_SET_ATTEMPT_CONTAINER, values)
 
 
-def tis_by_ids(session: Session, ids: Collection[int]) -> list[TaskInstanceRow]:
-    """Task instances by primary key (unknown ids are left out), in few queries."""
+def tis_by_ids(
+    session: Session, ids: Collection[int], *, fresh: bool = False
+) -> list[TaskInstanceRow]:
+    """Task instances by primary key (unknown ids are left out), in few queries; `fresh`
+    reloads the ones the session already holds."""
     return [
         ti
         for chunk in in_chunks(ids)
-        for ti in session.scalars(select(TaskInstanceRow).where(TaskInstanceRow.id.in_(chunk)))
+        for ti in session.scalars(
+            select(TaskInstanceRow)
+            .where(TaskInstanceRow.id.in_(chunk))
+            .execution_options(populate_existing=fresh)
+        )
     ]
 
 
-def tis_by_containers(session: Session, container_ids: Collection[str]) -> list[TaskInstanceRow]:
+def tis_by_containers(
+    session: Session, container_ids: Collection[str], *, fresh: bool = False
+) -> list[TaskInstanceRow]:
     """Task instances whose current attempt runs in one of these containers."""
     column = TaskInstanceRow.container_id
     return [
         ti
         for chunk in in_chunks(container_ids)
-        for ti in session.scalars(select(TaskInstanceRow).where(column.in_(chunk)))
+        for ti in session.scalars(
+            select(TaskInstanceRow)
+            .where(column.in_(chunk))
+            .execution_options(populate_existing=fresh)
+        )
     ]
 
 

@@ -1,0 +1,68 @@
+"""The scheduler's long-lived session: changes other processes make between passes are seen
+(by version), and a write over a stale copy is refused and the pass done again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.states import RunState, TaskState
+from orchestrator.runtime.fake import FakeBehavior
+from orchestrator.services import clearing
+from orchestrator.store import runs as run_store
+from tests.unit.services.test_scheduler import Harness, make, spec, t  # noqa: F401 - fixture
+
+
+def hang(_request: LaunchRequest) -> FakeBehavior:
+    return FakeBehavior(hang=True)
+
+
+def _mark_then_fail_the_container(h: Harness, run_id: str) -> None:
+    """Mark the running task success from another session, then let its container fail."""
+    with h.sessions.begin() as session:
+        clearing.mark_task(session, "d", run_id, "a", TaskState.SUCCESS, now=h.clock.now())
+    (container_id,) = h.runtime.containers
+    h.runtime.finish(container_id, exit_code=1)
+    h.runtime.settle()
+
+
+def test_a_mark_made_elsewhere_between_passes_wins_over_the_exit(
+    make: Callable[..., Harness],  # noqa: F811 - the fixture
+) -> None:
+    h = make(hang)
+    run_id = h.trigger(spec(t("a"), t("b", "a")))
+    h.tick(2)
+    assert h.tis(run_id)["a"].state == TaskState.RUNNING.value
+    _mark_then_fail_the_container(h, run_id)
+    h.tick(2)
+    tis = h.tis(run_id)
+    assert tis["a"].state == TaskState.SUCCESS.value
+    assert tis["b"].state in (TaskState.SCHEDULED.value, TaskState.QUEUED.value, "running")
+
+
+def test_a_missed_change_is_refused_at_write_and_the_pass_done_again(
+    make: Callable[..., Harness],  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """If the version check missed a change, the write over the stale copy fails
+    (StaleDataError) and the pass is done again from the store: nothing is overwritten."""
+    h = make(hang)
+    run_id = h.trigger(spec(t("a")))
+    h.tick(2)
+    cached = h.scheduler._run_cache  # what the session kept: versions all match, so "no change"
+    assert cached
+    monkeypatch.setattr(
+        run_store,
+        "ti_versions",
+        lambda session, run_ids: {
+            run: {ti.id: ti.version for ti in cached.get(run, [])} for run in run_ids
+        },
+    )
+    _mark_then_fail_the_container(h, run_id)
+    h.tick(2)
+    assert h.tis(run_id)["a"].state == TaskState.SUCCESS.value
+    assert h.run_state(run_id) == RunState.SUCCESS
+    assert "changed under the pass; doing it again" in caplog.text
