@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orchestrator.models.specs import DagSpec
 from orchestrator.services.clearing import Changes
@@ -143,7 +143,14 @@ class PausedIn(Body):
 class TriggerIn(Body):
     conf: dict[str, Any] = Field(default_factory=dict)
     run_id: str | None = Field(default=None, min_length=1, max_length=250)
-    logical_date: datetime | None = None
+    logical_date: datetime | None = None  # default: now; without an offset: UTC
+
+    @field_validator("logical_date")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class ClearIn(Body):

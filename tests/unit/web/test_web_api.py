@@ -122,6 +122,12 @@ def test_trigger_queues_a_run_with_its_conf(web: Web) -> None:
     assert (audit[0]["action"], audit[0]["run_id"]) == ("trigger", "by-api")
 
 
+def test_a_logical_date_without_an_offset_is_utc(web: Web) -> None:
+    response = trigger(web, run_id="naive", logical_date="2026-02-01T06:00:00")
+    assert response.status_code == 201
+    assert response.json()["logical_date"] == "2026-02-01T06:00:00Z"
+
+
 def test_trigger_with_conf_that_does_not_fit_the_params_is_422_and_stores_nothing(
     web: Web,
 ) -> None:
