@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, status
 
 from orchestrator.models.states import TaskState
 from orchestrator.services.clearing import clear, mark_run
-from orchestrator.services.runs import trigger_run
+from orchestrator.services.runs import trigger_run, triggerable_spec
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
@@ -54,10 +54,10 @@ def trigger(
     user: Principal = Depends(api_user(Role.OPERATOR)),
 ) -> RunOut:
     """Queue a manual run; its conf is validated against the DAG's params (422 if it does not
-    fit). A running scheduler executes it."""
+    fit). A running scheduler executes it. A DAG whose file is gone cannot be triggered (400)."""
     now = state.clock.now()
     with state.sessions.begin() as session:
-        spec = dag_store.get_dag_spec(session, dag_id)
+        spec = triggerable_spec(session, dag_id)
         run = trigger_run(
             session,
             spec,

@@ -146,6 +146,14 @@ def test_trigger_refuses_bad_bodies_taken_run_ids_and_unknown_dags(web: Web) -> 
     assert unknown.status_code == 404
 
 
+def test_a_dag_whose_file_is_gone_cannot_be_triggered(web: Web) -> None:
+    with web.harness.sessions.begin() as session:
+        dag_store.deactivate_missing_files(session, set())
+    response = trigger(web)
+    assert response.status_code == 400
+    assert "no longer in the DAGs folder" in response.json()["detail"]
+
+
 def test_runs_are_listed_newest_first_in_pages(web: Web) -> None:
     for day in (2, 3):
         assert trigger(web, run_id=f"r{day}", logical_date=f"2026-01-0{day}T00:00:00Z").is_success
