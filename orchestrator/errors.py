@@ -13,10 +13,13 @@
     │   ├── ImageUnavailable          the image is missing and may not (or could not) be pulled
     │   ├── OutputError               the task's output file is not JSON or is too large
     │   ├── PoolError                 a pool command was invalid (unknown pool, bad size, in use)
+    │   │   └── PoolNotFound          no pool of that name
     │   ├── SecretError               a connection/variable cannot be stored or read (no key,
     │   │   │                         wrong key, bad URI)
     │   │   └── SecretNotFound        no connection/variable/environment variable of that name
-    │   └── ImageBuildError           making a base image or building a task image failed
+    │   ├── ImageBuildError           making a base image or building a task image failed
+    │   └── AccountError              a web user cannot be created, found or changed as asked
+    │       └── UserNotFound          no web user of that name
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
         ├── StoreUnavailable          the database cannot be reached
@@ -87,6 +90,10 @@ class PoolError(UserError):
     """A pool cannot be created, changed or deleted as asked."""
 
 
+class PoolNotFound(PoolError):
+    """No pool of this name exists."""
+
+
 class SecretError(UserError):
     """A connection or variable cannot be stored or read: no key, the wrong key, bad input."""
 
@@ -97,6 +104,15 @@ class SecretNotFound(SecretError):
 
 class ImageBuildError(UserError):
     """Making a local base image or building a task image failed."""
+
+
+class AccountError(UserError):
+    """A web user cannot be created, found or changed as asked (unknown user, bad role, a
+    username that is taken, an empty password)."""
+
+
+class UserNotFound(AccountError):
+    """No web user of this name exists."""
 
 
 class InternalError(OrchestratorError):

@@ -102,6 +102,19 @@ class Settings(BaseSettings):
     """Most processes a task's container may hold when the task sets no `pids_limit` (`0` or
     `none`: no limit); stops a fork bomb from exhausting the host."""
 
+    web_host: str = "127.0.0.1"
+    """Address `orchestrator web` listens on (`--host` overrides it)."""
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    """Port `orchestrator web` listens on (`--port` overrides it)."""
+    web_auth: bool = True
+    """Whether the web server asks who you are. `off` lets anyone who reaches it do anything
+    (every page then says so); meant for a server bound to localhost on a one-person machine."""
+    web_secret_key: SecretStr | None = None
+    """Key signing the web server's session cookies. Unset: one is generated on first start
+    and kept in `<home>/web-secret-key`, so restarts keep sessions."""
+    scheduler_stale_after: float = Field(default=180.0, gt=0)
+    """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy."""
+
     @field_validator("allowed_mount_roots", mode="before")
     @classmethod
     def _roots_list(cls, value: Any) -> Any:

@@ -9,11 +9,10 @@ from functools import cached_property
 import pendulum
 import typer
 from pydantic import ValidationError
-from sqlalchemy import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import OrchestratorError, StoreUnavailable
+from orchestrator.errors import OrchestratorError
 from orchestrator.models.specs import DagSpec
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock, SystemClock
@@ -21,7 +20,7 @@ from orchestrator.services.dag_processing import FileResult
 from orchestrator.services.dag_sync import find_dag, sync_dags_folder
 from orchestrator.services.policy import OperatorPolicy
 from orchestrator.settings import Settings
-from orchestrator.store.engine import current_revision, make_engine, make_session_factory, upgrade
+from orchestrator.store.engine import make_session_factory, open_engine
 
 
 @dataclass
@@ -34,18 +33,7 @@ class AppContext:
     @cached_property
     def engine(self) -> Engine:
         """The store, migrated to the latest schema on first use."""
-        url = self.settings.resolved_database_url
-        engine = make_engine(url)
-        try:
-            if current_revision(engine) is None or url.startswith("sqlite"):
-                upgrade(engine)
-        except SQLAlchemyError as exc:
-            shown = make_url(url).render_as_string(hide_password=True)
-            reason = getattr(exc, "orig", None) or exc
-            raise StoreUnavailable(
-                f"cannot use the database at {shown} (ORCH_DATABASE_URL): {reason}"
-            ) from exc
-        return engine
+        return open_engine(self.settings.resolved_database_url)
 
     @cached_property
     def sessions(self) -> sessionmaker[Session]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli import dags, images, pools, runs, secrets, tasks
+from orchestrator.cli import dags, images, pools, runs, secrets, tasks, users
 from orchestrator.cli.context import build_context
 from orchestrator.errors import OrchestratorError
 
@@ -31,6 +31,7 @@ app.add_typer(pools.app, name="pools")
 app.add_typer(secrets.connections_app, name="connections")
 app.add_typer(secrets.variables_app, name="variables")
 app.add_typer(secrets.secrets_app, name="secrets")
+app.add_typer(users.app, name="users")
 
 
 @db_app.command("upgrade")
@@ -65,6 +66,38 @@ def scheduler(
     signal.signal(signal.SIGINT, _signal)
     signal.signal(signal.SIGTERM, _signal)
     run_scheduler(ctx.settings, ctx.sessions, ctx.runtime, ctx.clock, stop)
+
+
+@app.command("web")
+def web(
+    host: Annotated[str | None, typer.Option(help="address to listen on (ORCH_WEB_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on (ORCH_WEB_PORT)")] = None,
+) -> None:
+    """Run the web server: REST API under /api/v1 (docs at /docs), pages, /health, /metrics."""
+    import uvicorn
+
+    from orchestrator.store import users as user_store
+    from orchestrator.web import create_app
+
+    ctx = build_context()
+    settings = ctx.settings
+    if not settings.web_auth:
+        typer.secho(
+            "warning: authentication is off (ORCH_WEB_AUTH=off): anyone who reaches the server"
+            " can change anything",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    else:
+        with ctx.sessions() as session:
+            if not user_store.list_users(session):
+                typer.secho(
+                    "no users yet: create one with `orchestrator users create NAME --role admin`",
+                    fg=typer.colors.YELLOW,
+                    err=True,
+                )
+    app_ = create_app(settings, ctx.sessions, ctx.clock)
+    uvicorn.run(app_, host=host or settings.web_host, port=port or settings.web_port)
 
 
 def main() -> None:

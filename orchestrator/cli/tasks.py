@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Annotated
 
 import typer
@@ -18,7 +18,7 @@ from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import TaskState
 from orchestrator.services.dag_processing import process_folder
 from orchestrator.services.dag_sync import find_dag
-from orchestrator.services.logs import follow
+from orchestrator.services.logs import attempt_log, follow, follow_attempt
 from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.run_context import render_preview, run_info, run_outputs
 from orchestrator.services.runs import parse_conf, preview_run_info
@@ -26,7 +26,6 @@ from orchestrator.services.secrets import secret_source
 from orchestrator.services.testing import run_task_test
 from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
-from orchestrator.store import task_instances as ti_store
 
 app = typer.Typer(help="Test, render and read the logs of single tasks.", no_args_is_help=True)
 app.command("mark")(mark_task_command)
@@ -133,27 +132,15 @@ def logs(
     """Print an attempt's log (kept after its container is gone)."""
     ctx = build_context()
     with ctx.sessions() as session:
-        ti = ti_store.get_ti(session, dag_id, run_id, task_id, map_index)
-        number = try_number or ti.try_number
-        attempt = ti_store.get_attempt(session, ti.id, number)
-        ti_id = ti.id
-    if attempt is None:
-        fail(f"task {task_id!r} of run {run_id!r} has no attempt {number} yet")
-        return
-    path = Path(attempt.log_path)
-
-    def finished() -> bool:
-        if not follow_:
-            return True
-        with ctx.sessions() as session:
-            row = ti_store.get_attempt(session, ti_id, number)
-            return row is not None and TaskState(row.state) not in (
-                TaskState.QUEUED,
-                TaskState.RUNNING,
-            )
-
-    if not path.exists() and not follow_:
-        fail(f"no log file at {path}")
-    for chunk in follow(path, finished=finished):
+        log = attempt_log(
+            session, dag_id, run_id, task_id, map_index=map_index, try_number=try_number
+        )
+    if not follow_:
+        if not log.path.exists():
+            fail(f"no log file at {log.path}")
+        chunks: Iterable[bytes] = follow(log.path, finished=lambda: True)
+    else:
+        chunks = follow_attempt(ctx.sessions, log)
+    for chunk in chunks:
         sys.stdout.buffer.write(chunk)
         sys.stdout.flush()

@@ -35,7 +35,7 @@ from orchestrator.scheduling.control_tasks import (
 from orchestrator.services.containers import AttemptKey, log_path
 from orchestrator.services.logs import LogFile
 from orchestrator.services.run_context import outputs_of, run_info
-from orchestrator.services.runs import trigger_run
+from orchestrator.services.runs import trigger_run, triggerable_spec
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
@@ -145,12 +145,7 @@ class ControlTasks:
         if settings.logical_date:
             text = render("logical_date", settings.logical_date)
             logical_date = parse_rendered_date("logical_date", text)
-        row = dag_store.get_dag_row(session, settings.dag_id)
-        if not row.is_active:
-            raise UserError(
-                f"cannot trigger DAG '{settings.dag_id}': it is no longer in the DAGs folder"
-            )
-        target = DagSpec.model_validate_json(row.spec_json)
+        target = triggerable_spec(session, settings.dag_id)
         with session.begin_nested():
             created = trigger_run(
                 session, target, now=now, conf=conf, logical_date=logical_date, run_id=run_id

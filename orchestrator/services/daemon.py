@@ -4,6 +4,9 @@ The parsing thread scans the folder every `dag_watch_interval` and parses only n
 files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes the loop, which
 then brings running runs in step with the new specs (see `scheduling.integrity`).
 
+After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`
+(the web server's `/health` and `/metrics` report its age).
+
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
 that ended meanwhile and launches what was recorded but never created.
@@ -21,6 +24,7 @@ from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
 from orchestrator.services.policy import OperatorPolicy
+from orchestrator.services.reconcile import write_heartbeat
 from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 
@@ -66,7 +70,7 @@ def run_scheduler(
     parser.start()
     log.info("scheduler started: DAGs from %s, parallelism %d", folder, settings.parallelism)
     try:
-        scheduler.run_forever(stop)
+        scheduler.run_forever(stop, on_tick=lambda: write_heartbeat(settings.home, clock.now()))
     finally:
         # running containers are left alone: the next start adopts them (see `reconcile`)
         scheduler.close(wait=False)

@@ -9,9 +9,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import TaskNotFound
 from orchestrator.models.secrets import StreamMasker, mask_text
+from orchestrator.models.states import TaskState
+from orchestrator.store import task_instances as ti_store
 
 
 class LogFile:
@@ -81,3 +87,48 @@ def follow(
         if done:
             return
         time.sleep(poll)
+
+
+@dataclass(frozen=True)
+class AttemptLog:
+    """Where one attempt's log is, and which attempt it is."""
+
+    path: Path
+    ti_id: int
+    try_number: int
+
+
+def attempt_log(
+    session: Session,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    *,
+    map_index: int = -1,
+    try_number: int | None = None,
+) -> AttemptLog:
+    """The log of one attempt (default: the latest). Raises RunNotFound or TaskNotFound."""
+    ti = ti_store.get_ti(session, dag_id, run_id, task_id, map_index)
+    number = try_number or ti.try_number
+    attempt = ti_store.get_attempt(session, ti.id, number)
+    if attempt is None:
+        raise TaskNotFound(f"task {task_id!r} of run {run_id!r} has no attempt {number} yet")
+    return AttemptLog(Path(attempt.log_path), ti.id, number)
+
+
+def attempt_ended(session: Session, log: AttemptLog) -> bool:
+    """Whether the attempt is over (its log will not grow any more)."""
+    row = ti_store.get_attempt(session, log.ti_id, log.try_number)
+    return row is None or TaskState(row.state) not in (TaskState.QUEUED, TaskState.RUNNING)
+
+
+def follow_attempt(
+    sessions: sessionmaker[Session], log: AttemptLog, *, poll: float = 0.2
+) -> Iterator[bytes]:
+    """The attempt's whole log, then what is appended until the attempt ends."""
+
+    def ended() -> bool:
+        with sessions() as session:
+            return attempt_ended(session, log)
+
+    return follow(log.path, finished=ended, poll=poll)

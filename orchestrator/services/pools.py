@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import PoolError
+from orchestrator.errors import PoolError, PoolNotFound
 from orchestrator.models.specs import DEFAULT_POOL, DagSpec, check_pool_name
 from orchestrator.models.states import TaskState
 from orchestrator.store import pools as pool_store
@@ -77,7 +77,7 @@ def delete_pool(session: Session, name: str) -> None:
     row = pool_store.get_pool(session, name)
     if row is None:
         known = ", ".join(p.name for p in list_pools(session))
-        raise PoolError(f"no pool '{name}' exists (pools: {known})")
+        raise PoolNotFound(f"no pool '{name}' exists (pools: {known})")
     in_use = [p for p in list_pools(session) if p.name == name and p.running + p.queued]
     if in_use:
         use = in_use[0]

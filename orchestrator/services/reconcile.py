@@ -25,6 +25,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,6 +89,34 @@ class _Attempt:
     view: ActiveAttempt
     key: AttemptKey
     log_offset: int | None
+
+
+def update_status_file(home: Path, fields: dict[str, Any]) -> None:
+    """Merge `fields` into `$ORCH_HOME/scheduler-status.json` (atomically; never fatal)."""
+    path = home / STATUS_FILE
+    try:
+        status = read_status_file(home)
+        status.update(fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(status, indent=2) + "\n")
+        partial.replace(path)
+    except OSError as exc:
+        log.warning("could not write %s: %s", path, exc)
+
+
+def read_status_file(home: Path) -> dict[str, Any]:
+    """The scheduler's status file, or `{}` if it is missing or unreadable."""
+    try:
+        status = json.loads((home / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def write_heartbeat(home: Path, now: datetime) -> None:
+    """Stamp `heartbeat_at` in the status file: the scheduler loop is alive (every pass)."""
+    update_status_file(home, {"pid": os.getpid(), "heartbeat_at": now.isoformat()})
 
 
 class Reconciler:
@@ -160,14 +190,7 @@ class Reconciler:
             "engine_error": engine_error,
             "next_check_at": self._next_at.isoformat() if self._next_at else None,
         }
-        path = self._settings.home / STATUS_FILE
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".tmp")
-            partial.write_text(json.dumps(status, indent=2) + "\n")
-            partial.replace(path)
-        except OSError as exc:
-            log.warning("could not write %s: %s", path, exc)
+        update_status_file(self._settings.home, status)
 
     # ----------------------------------------------------------------- gathering
     def _reconcile(self, now: datetime, *, startup: bool) -> ReconcileReport:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from orchestrator.errors import InvalidConf
+from orchestrator.errors import InvalidConf, UserError
 from orchestrator.models.json_values import BadJson, loads_strict
 from orchestrator.models.params import ParamsInvalid, validate_params
 from orchestrator.models.run_info import RunInfo
@@ -17,6 +17,7 @@ from orchestrator.scheduling.timetables import (
     next_logical_date,
     prev_logical_date,
 )
+from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store.tables import DagRunRow
 
@@ -56,6 +57,15 @@ def validate_conf(spec: DagSpec, conf: dict[str, Any]) -> dict[str, Any]:
             f"conf for DAG {spec.dag_id!r} does not fit its params:\n{lines}\n"
             "Fix the conf (--conf) and trigger again; nothing was stored."
         ) from None
+
+
+def triggerable_spec(session: Session, dag_id: str) -> DagSpec:
+    """The stored spec of a DAG that may get new runs: raises DagNotFound for an unknown DAG
+    and UserError for one whose file is gone (inactive)."""
+    row = dag_store.get_dag_row(session, dag_id)
+    if not row.is_active:
+        raise UserError(f"cannot trigger DAG '{dag_id}': it is no longer in the DAGs folder")
+    return DagSpec.model_validate_json(row.spec_json)
 
 
 def trigger_run(

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.errors import StoreUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -66,3 +69,20 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url`, its schema migrated when the store is new or SQLite (a server
+    database is migrated explicitly with `orchestrator db upgrade`). Raises StoreUnavailable
+    naming the database (without its password) when it cannot be used."""
+    engine = make_engine(url)
+    try:
+        if current_revision(engine) is None or url.startswith("sqlite"):
+            upgrade(engine)
+    except SQLAlchemyError as exc:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = getattr(exc, "orig", None) or exc
+        raise StoreUnavailable(
+            f"cannot use the database at {shown} (ORCH_DATABASE_URL): {reason}"
+        ) from exc
+    return engine

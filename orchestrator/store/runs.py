@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import RunAlreadyExists, RunNotFound
@@ -80,7 +80,10 @@ def get_run(session: Session, dag_id: str, run_id: str) -> DagRunRow:
     return run
 
 
-def list_runs(session: Session, dag_id: str, limit: int | None = None) -> list[DagRunRow]:
+def list_runs(
+    session: Session, dag_id: str, limit: int | None = None, offset: int = 0
+) -> list[DagRunRow]:
+    """A DAG's runs, newest logical date first; a page of them with `limit` and `offset`."""
     query = (
         select(DagRunRow)
         .where(DagRunRow.dag_id == dag_id)
@@ -88,7 +91,13 @@ def list_runs(session: Session, dag_id: str, limit: int | None = None) -> list[D
     )
     if limit:
         query = query.limit(limit)
+    if offset:
+        query = query.offset(offset)
     return list(session.scalars(query))
+
+
+def count_runs(session: Session, dag_id: str) -> int:
+    return session.scalar(select(func.count(DagRunRow.id)).where(DagRunRow.dag_id == dag_id)) or 0
 
 
 def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunRow]:

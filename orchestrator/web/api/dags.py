@@ -1,0 +1,73 @@
+"""`/api/v1/dags`: list DAGs, show one with its tasks, pause and unpause."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from orchestrator.models.specs import DagSpec
+from orchestrator.services.run_planner import set_paused, upcoming_run, upcoming_runs
+from orchestrator.services.users import Role
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store import users as user_store
+from orchestrator.web.auth import Principal, api_user
+from orchestrator.web.schemas import DagDetail, DagList, PausedIn, dag_detail, dag_out
+from orchestrator.web.state import WebState, web_state
+
+router = APIRouter(tags=["dags"])
+
+
+@router.get("/dags", response_model=DagList)
+def list_dags(
+    include_inactive: bool = False,
+    state: WebState = Depends(web_state),
+    _user: Principal = Depends(api_user()),
+) -> DagList:
+    """Every DAG (by id) with its paused flag, next scheduled run and latest run."""
+    with state.sessions() as session:
+        rows = dag_store.list_dag_rows(session, include_inactive=include_inactive)
+        upcoming = upcoming_runs(session, rows, state.clock.now())
+        dags = [
+            dag_out(
+                row,
+                DagSpec.model_validate_json(row.spec_json),
+                upcoming[row.dag_id],
+                next(iter(run_store.list_runs(session, row.dag_id, 1)), None),
+            )
+            for row in rows
+        ]
+    return DagList(dags=dags, total=len(dags))
+
+
+@router.get("/dags/{dag_id}", response_model=DagDetail)
+def get_dag(
+    dag_id: str, state: WebState = Depends(web_state), _user: Principal = Depends(api_user())
+) -> DagDetail:
+    """One DAG with its params and tasks (from its serialized spec)."""
+    with state.sessions() as session:
+        row = dag_store.get_dag_row(session, dag_id)
+        spec = DagSpec.model_validate_json(row.spec_json)
+        upcoming = upcoming_run(session, spec, state.clock.now())
+        last = next(iter(run_store.list_runs(session, dag_id, 1)), None)
+        return dag_detail(row, spec, upcoming, last)
+
+
+@router.patch("/dags/{dag_id}", response_model=DagDetail)
+def patch_dag(
+    dag_id: str,
+    body: PausedIn,
+    state: WebState = Depends(web_state),
+    user: Principal = Depends(api_user(Role.OPERATOR)),
+) -> DagDetail:
+    """Pause (no new scheduled runs; queued runs wait) or unpause a DAG."""
+    now = state.clock.now()
+    with state.sessions.begin() as session:
+        set_paused(session, dag_id, body.paused)
+        user_store.record_audit(
+            session,
+            at=now,
+            username=user.username,
+            action="pause" if body.paused else "unpause",
+            dag_id=dag_id,
+        )
+    return get_dag(dag_id, state, user)

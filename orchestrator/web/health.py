@@ -1,0 +1,60 @@
+"""`/health`: liveness and readiness for load balancers and orchestration.
+
+Answers 200 when the database answers, else 503. The scheduler's state is reported (its
+heartbeat age, whether it reached the container engine) but does not make the web server
+unready: the UI and API stay useful while the scheduler restarts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from orchestrator.services.health import database_error, scheduler_status
+from orchestrator.web.state import WebState, web_state
+
+router = APIRouter(tags=["health"])
+
+
+class DatabaseHealth(BaseModel):
+    status: str  # healthy or unhealthy
+    error: str | None
+
+
+class SchedulerHealth(BaseModel):
+    status: str  # healthy, unhealthy (stale heartbeat) or unknown (never ran here)
+    latest_heartbeat: datetime | None
+    heartbeat_age_seconds: float | None
+    engine: str  # up, down, or unknown
+    engine_error: str | None
+
+
+class Health(BaseModel):
+    status: str  # healthy when the database answers
+    database: DatabaseHealth
+    scheduler: SchedulerHealth
+
+
+@router.get("/health", response_model=Health)
+def health(state: WebState = Depends(web_state)) -> JSONResponse:
+    error = database_error(state.sessions)
+    status = scheduler_status(state.settings, state.clock.now())
+    scheduler = (
+        "unknown" if status.heartbeat_at is None else ("healthy" if status.healthy else "unhealthy")
+    )
+    engine = "unknown" if status.engine_up is None else ("up" if status.engine_up else "down")
+    body = Health(
+        status="healthy" if error is None else "unhealthy",
+        database=DatabaseHealth(status="healthy" if error is None else "unhealthy", error=error),
+        scheduler=SchedulerHealth(
+            status=scheduler,
+            latest_heartbeat=status.heartbeat_at,
+            heartbeat_age_seconds=status.heartbeat_age,
+            engine=engine,
+            engine_error=status.engine_error,
+        ),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if error is None else 503)

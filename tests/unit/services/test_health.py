@@ -1,0 +1,61 @@
+"""The scheduler status file's heartbeat, and what health makes of it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.runtime.fake import FakeRuntime
+from orchestrator.services.daemon import run_scheduler
+from orchestrator.services.health import scheduler_status
+from orchestrator.services.reconcile import STATUS_FILE, update_status_file, write_heartbeat
+from orchestrator.settings import Settings
+from tests.support import FixedClock
+
+
+def test_the_heartbeat_and_the_engine_check_share_the_status_file(
+    settings: Settings, clock: FixedClock
+) -> None:
+    write_heartbeat(settings.home, clock.now())
+    update_status_file(settings.home, {"engine": "down", "engine_error": "refused"})
+    clock.advance(seconds=30)
+    status = scheduler_status(settings, clock.now())
+    assert (status.heartbeat_age, status.healthy) == (30, True)
+    assert (status.engine_up, status.engine_error) == (False, "refused")
+
+    clock.advance(seconds=settings.scheduler_stale_after)
+    assert not scheduler_status(settings, clock.now()).healthy
+
+
+def test_a_missing_or_garbled_status_file_means_unknown(
+    settings: Settings, clock: FixedClock
+) -> None:
+    assert scheduler_status(settings, clock.now()).heartbeat_at is None
+    (settings.home / STATUS_FILE).write_text("{not json")
+    status = scheduler_status(settings, clock.now())
+    assert (status.heartbeat_age, status.healthy, status.engine_up) == (None, False, None)
+    write_heartbeat(settings.home, clock.now() - timedelta(seconds=1))
+    assert scheduler_status(settings, clock.now()).heartbeat_age == 1
+
+
+def test_the_running_scheduler_stamps_a_heartbeat(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    stop = threading.Event()
+    daemon = threading.Thread(
+        target=run_scheduler, args=(settings, sessions, FakeRuntime(), clock, stop), daemon=True
+    )
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 20
+        while scheduler_status(settings, clock.now()).heartbeat_at is None:
+            assert time.monotonic() < deadline, "no heartbeat written"
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        daemon.join(timeout=20)
+    status = scheduler_status(settings, clock.now())
+    assert (status.heartbeat_at, status.engine_up) == (clock.now(), True)

@@ -1,0 +1,61 @@
+"""A web app on a migrated SQLite store, with one user (and API token) per role and one
+finished run of DAG `d` (tasks a >> b) executed on the fake runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.specs import DagSpec, ParamSpec
+from orchestrator.runtime.fake import FakeBehavior
+from orchestrator.services.users import Role, create_user, issue_token
+from orchestrator.settings import Settings
+from orchestrator.web import create_app
+from tests.support import FixedClock
+from tests.unit.services.test_scheduler import Harness, t
+
+PASSWORDS = {role: f"secret-{role.value}" for role in Role}
+
+
+def dag() -> DagSpec:
+    return DagSpec(
+        dag_id="d",
+        fileloc="/dags/d.py",
+        tasks=(t("a"), t("b", "a")),
+        params={"rows": ParamSpec(default=1, type="integer", minimum=1)},
+    )
+
+
+def script(request: LaunchRequest) -> FakeBehavior:
+    task = request.labels["orch.task_id"]
+    return FakeBehavior(logs=f"hello from {task}\nsecond line\n".encode(), output=task)
+
+
+@dataclass
+class Web:
+    client: TestClient
+    harness: Harness
+    run_id: str
+    tokens: dict[Role, str] = field(default_factory=dict)
+
+    def auth(self, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@pytest.fixture
+def web(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Iterator[Web]:
+    harness = Harness(settings, sessions, clock, script)
+    run_id = harness.trigger(dag())
+    harness.tick(6)
+    tokens = {}
+    with sessions.begin() as session:
+        for role in Role:
+            create_user(session, role.value, PASSWORDS[role], role, clock.now())
+            tokens[role] = issue_token(session, role.value, clock.now())
+    with TestClient(create_app(settings, sessions, clock)) as client:
+        yield Web(client, harness, run_id, tokens)
