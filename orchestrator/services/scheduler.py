@@ -191,6 +191,7 @@ class Scheduler:
         self._pass_finished = False
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
+        self._pass_outputs: dict[int, dict[str, Any]] = {}  # by run, for this pass's launches
         self._task_index: dict[int, dict[str, TaskSpec]] = {}
         self._specs: dict[str, tuple[str, DagSpec]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
@@ -344,7 +345,7 @@ class Scheduler:
             self._pass_specs, self._pass_finished = {}, False
             self._pass_running = None
             self._pass_notices = []
-            self._pass_attempts = {}
+            self._pass_attempts, self._pass_outputs = {}, {}
             self._changed, self._touched = self._touched, set()
             self._refresh_cache(session)
             self._handle_all(session, messages, now, report, after_commit)
@@ -851,7 +852,9 @@ class Scheduler:
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, poke)
         path = log_path(self._settings, key)
         info = run_info(spec, run)
-        outputs = outputs_of(self._run_tis(session, run.id))
+        outputs = self._pass_outputs.get(run.id)
+        if outputs is None:  # the same for every launch of the run in this pass
+            outputs = self._pass_outputs[run.id] = outputs_of(self._run_tis(session, run.id))
         name = container_name(self._settings.instance_name, key)
         if poke:
             sensor_pokes.begin_poke(session, ti.id, ti.try_number, poke, name, now)
