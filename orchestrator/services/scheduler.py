@@ -33,6 +33,7 @@ from orchestrator.scheduling.sensors import poke_outcome
 from orchestrator.services import integrity, run_limits
 from orchestrator.services.attempt_worker import (
     AttemptWorker,
+    EngineUnreachable,
     Exited,
     Harvested,
     Launched,
@@ -465,6 +466,8 @@ class Scheduler:
                     attempt.start_date = message.started_at
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
+        elif isinstance(message, EngineUnreachable):
+            self._reconciler.engine_unreachable(now, message.error)
         elif isinstance(message, LaunchFailed):
             end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(
