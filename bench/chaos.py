@@ -430,6 +430,7 @@ def report(chaos: Chaos, events: EventLog, left: int, clean_stop: bool) -> list[
             elif seen[line] > 1:
                 repeated.append(f"{tid}: {line!r} x{seen[line]}")
     retried = sum(1 for tid, n in chaos.removed.items() if starts[tid] == 1 + n)
+    too_late = sum(1 for tid in chaos.removed if starts[tid] == 1 and tis[tid][2] == 1)
     for name, items in (
         ("run more than once", twice),
         ("lost", lost),
@@ -446,7 +447,8 @@ def report(chaos: Chaos, events: EventLog, left: int, clean_stop: bool) -> list[
         ("tasks run", f"{sum(1 for i in range(total) if starts[task_id(i)])}/{total}", None),
         ("tasks run more than once", len(twice), 0),
         ("containers removed on purpose", sum(chaos.removed.values()), None),
-        ("  of which retried and run again", retried, None),
+        ("  the task retried and run again", retried, None),
+        ("  too late: the task had ended", too_late, None),
         ("tasks lost", len(lost), 0),
         ("tasks with a wrong final state", len(wrong), 0),
         ("exit codes missing", len(no_exit), 0),
