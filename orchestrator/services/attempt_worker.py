@@ -66,13 +66,15 @@ class LaunchFailed:
 
 @dataclass(frozen=True)
 class EngineUnreachable:
-    """A launch (or a start after a restart) could not reach the engine. It is not the task's
-    failure: the attempt stays queued as recorded, and the reconciliation that first reaches
-    the engine again finishes it (launches it, starts its created container, or adopts it)."""
+    """A launch, a start after a restart, or a harvest could not reach the engine. It is not
+    the task's failure: the attempt stays as recorded (queued, or running with its exited
+    `container_id`), and the reconciliation that first reaches the engine again finishes it
+    (launches it, starts its created container, adopts or harvests it)."""
 
     ti_id: int
     try_number: int
     error: str
+    container_id: str | None = None  # a harvest that did not happen
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,9 @@ class AttemptWorker:
             exit_status = self._runtime.exit_status(container_id)
             if exit_status is None:
                 exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
+        except RuntimeUnavailable as exc:
+            self._post(EngineUnreachable(ti_id, key.try_number, str(exc), container_id))
+            return
         except Exception as exc:
             exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
         logs_done = self._logs_done.pop(container_id, None)

@@ -468,6 +468,8 @@ class Scheduler:
             self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, EngineUnreachable):
             self._reconciler.engine_unreachable(now, message.error)
+            if message.container_id is not None:  # for reconciliation to harvest it
+                self._harvesting.discard(message.container_id)
         elif isinstance(message, LaunchFailed):
             end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(
