@@ -459,6 +459,20 @@ def report(chaos: Chaos, events: EventLog, left: int, clean_stop: bool) -> list[
     ]
 
 
+def reconciled(log: Path) -> str:
+    """What the restarted schedulers' reconciliations did, summed from their log lines."""
+    total: Counter[str] = Counter()
+    marker = "reconciled with the container engine: "
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for line in text.splitlines():
+        if marker in line:
+            for part in line.split(marker, 1)[1].split(", "):
+                count, _, action = part.partition(" ")
+                if count.isdigit():
+                    total[action] += int(count)
+    return ", ".join(f"{n} {action}" for action, n in total.most_common()) or "nothing"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=500)
@@ -510,6 +524,7 @@ def main() -> int:
         left = len(containers(instance))
         events.close()
         rows = report(chaos, events, left, clean_stop)
+        chaos.notes.insert(0, f"reconciliations after restarts: {reconciled(scheduler.log)}")
     except KeyboardInterrupt:
         interrupted = True
     finally:
