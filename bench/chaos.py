@@ -473,7 +473,15 @@ def reconciled(log: Path) -> str:
     return ", ".join(f"{n} {action}" for action, n in total.most_common()) or "nothing"
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    # Ctrl-C and SIGTERM both clean up (also when started in the background, where SIGINT
+    # would otherwise be ignored)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
