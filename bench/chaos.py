@@ -23,6 +23,9 @@ What is done to it, from a seeded RNG (`--seed`):
   without a service manager there is no safe way to restart it; the script says whether
   `systemctl`/`service` could, and skips it.
 
+The seed fixes when these things happen, not what the engine is doing at that moment, so two
+runs with one seed differ in detail.
+
 Definitions of the figures (targets in brackets):
 
 - *tasks run*: tasks with at least one container `start` event (all of them).
@@ -30,7 +33,8 @@ Definitions of the figures (targets in brackets):
   of their containers this script removed. "Run" means a container of the task was started by
   the engine: a killed scheduler must never make a task start twice (an attempt found
   created-but-not-started is started once; one found running is adopted). A removed container
-  legitimately costs a retry; those are counted on their own line.
+  legitimately costs a retry; those are counted on their own line (a removal that came after
+  the container had ended changes nothing and is counted as too late).
 - *tasks lost* [0]: tasks not in a final state at the end, or with an attempt failed as
   `lost: ...` that this script did not cause.
 - *wrong final state* [0]: final state or exit code other than the task's known outcome.
