@@ -478,8 +478,9 @@ class DockerRuntime(ContainerRuntime):
 
         Works right after `start` and on a container that already exited (all of its logs).
         Called on a created container it waits for the start, so following *before* starting
-        cannot miss a line. If the stream breaks while the container still runs, it is resumed
-        without repeating lines. A container that does not exist yields nothing.
+        cannot miss a line. If the stream breaks while the container still runs, or the engine
+        cannot be reached for a while, it is resumed without repeating lines. A container that
+        does not exist yields nothing.
         """
         follow = _Follow(sink)
         with self._follows_lock:
@@ -496,25 +497,32 @@ class DockerRuntime(ContainerRuntime):
         pause = _RECONNECT_BACKOFF[0]
         start_poll = _START_POLL_SECONDS[0]
         while True:
-            with _engine(f"read logs of container {container_id[:12]}"):
-                # Asked while (or after) it runs, the engine follows until the container stops
-                # and then ends the stream; asked before it started, it ends at once, empty.
-                # The state read after the stream tells which: no inspect is spent up front.
-                asked_at = time.time()
-                try:
-                    stream = self._logs(container_id, follow.delivered, follow=True)
-                    if not follow.consume(stream):
-                        return  # finish_logs delivered the rest
-                    with follow.lock:
-                        if started and follow.exit_seen:
-                            # started before we asked and known to have exited: the engine
-                            # ended this stream because the container stopped; it is whole
-                            follow.finished = True
-                            return
-                    state = self._api.inspect_container(container_id)["State"]
-                except docker.errors.NotFound:
-                    logger.warning("logs of container %s: it no longer exists", container_id)
-                    return
+            try:
+                with _engine(f"read logs of container {container_id[:12]}"):
+                    # Asked while (or after) it runs, the engine follows until the container stops
+                    # and then ends the stream; asked before it started, it ends at once, empty.
+                    # The state read after the stream tells which: no inspect is spent up front.
+                    asked_at = time.time()
+                    try:
+                        stream = self._logs(container_id, follow.delivered, follow=True)
+                        if not follow.consume(stream):
+                            return  # finish_logs delivered the rest
+                        with follow.lock:
+                            if started and follow.exit_seen:
+                                # started before we asked and known to have exited: the engine
+                                # ended this stream because the container stopped; it is whole
+                                follow.finished = True
+                                return
+                        state = self._api.inspect_container(container_id)["State"]
+                    except docker.errors.NotFound:
+                        logger.warning("logs of container %s: it no longer exists", container_id)
+                        return
+            except RuntimeUnavailable:
+                # the engine could not be reached (restarting, a dropped connection): resume
+                # from the last delivered frame once it answers again
+                time.sleep(pause)
+                pause = min(pause * 2, _RECONNECT_BACKOFF[1])
+                continue
             status = state.get("Status")
             if status == "created" and not state.get("Error"):
                 time.sleep(start_poll)  # not started yet: look again soon

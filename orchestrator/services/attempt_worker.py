@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.errors import ImageUnavailable
+from orchestrator.errors import ImageUnavailable, RuntimeUnavailable
 from orchestrator.models.launch import ContainerExit, LaunchRequest
 from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime
@@ -62,6 +62,19 @@ class LaunchFailed:
     try_number: int
     error: str
     container_id: str | None
+
+
+@dataclass(frozen=True)
+class EngineUnreachable:
+    """A launch, a start after a restart, or a harvest could not reach the engine. It is not
+    the task's failure: the attempt stays as recorded (queued, or running with its exited
+    `container_id`), and the reconciliation that first reaches the engine again finishes it
+    (launches it, starts its created container, adopts or harvests it)."""
+
+    ti_id: int
+    try_number: int
+    error: str
+    container_id: str | None = None  # a harvest that did not happen
 
 
 @dataclass(frozen=True)
@@ -129,11 +142,16 @@ class AttemptWorker:
 
     def launch(self, job: LaunchJob) -> None:
         """Worker: image, create, persist id, start, follow logs."""
+        unreachable: RuntimeUnavailable | None = None
         try:
             self._launch(job)
+        except RuntimeUnavailable as exc:
+            unreachable = exc
         finally:
             with self._lock:
                 self._in_flight.discard((job.ti_id, job.key.try_number))
+        if unreachable is not None:  # posted once reconciliation may take the attempt over
+            self._post(EngineUnreachable(job.ti_id, job.key.try_number, str(unreachable)))
 
     def _launch(self, job: LaunchJob) -> None:
         logfile = LogFile(job.log_path, job.request.sensitive)
@@ -142,6 +160,9 @@ class AttemptWorker:
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
             container_id = self._runtime.create(job.request)
             self._start(job.ti_id, job.key, container_id, logfile)
+        except RuntimeUnavailable as exc:
+            logfile.write_line(f"[orchestrator] {exc}; it is launched once the engine is back")
+            raise
         except ImageUnavailable as exc:
             logfile.write_line(f"[orchestrator] {exc}")
             self._post(LaunchFailed(job.ti_id, job.key.try_number, str(exc), container_id))
@@ -162,8 +183,14 @@ class AttemptWorker:
         logs_done = self._logs_done.setdefault(container_id, threading.Event())
         try:
             self._runtime.start(container_id)
-        finally:
+        except RuntimeUnavailable:
+            # started or not, reconciliation follows it (adopts or starts it) once it is back
+            self._logs_done.pop(container_id, None)
+            raise
+        except BaseException:
             self._follow_logs(container_id, key, logfile, logs_done)
+            raise
+        self._follow_logs(container_id, key, logfile, logs_done)
 
     def start_created(
         self,
@@ -178,6 +205,9 @@ class AttemptWorker:
         logfile = LogFile(log_path(self._settings, key), sensitive)
         try:
             self._start(ti_id, key, container_id, logfile)
+        except RuntimeUnavailable as exc:
+            self._post(EngineUnreachable(ti_id, key.try_number, str(exc)))
+            return
         except Exception as exc:
             message = f"could not start the container: {exc}"
             logfile.write_line(f"[orchestrator] {message}")
@@ -267,6 +297,9 @@ class AttemptWorker:
             exit_status = self._runtime.exit_status(container_id)
             if exit_status is None:
                 exit_status = ContainerExit(exit_code=-1, error="container vanished while running")
+        except RuntimeUnavailable as exc:
+            self._post(EngineUnreachable(ti_id, key.try_number, str(exc), container_id))
+            return
         except Exception as exc:
             exit_status = ContainerExit(exit_code=-1, error=f"could not inspect: {exc}")
         logs_done = self._logs_done.pop(container_id, None)

@@ -180,6 +180,17 @@ class Reconciler:
         self._write_status(now, None)
         return report
 
+    def engine_unreachable(self, now: datetime, error: str) -> None:
+        """A worker could not reach the engine: launch nothing more, and reconcile now (then
+        with backoff) until the engine answers; that reconciliation finishes the attempts
+        whose launch it interrupted."""
+        if not self.engine_up:
+            return
+        log.error("container engine unreachable: %s; retrying with backoff", error)
+        self.engine_up = False
+        self._next_at = now
+        self._write_status(now, error)
+
     def _write_status(self, now: datetime, engine_error: str | None) -> None:
         """`$ORCH_HOME/scheduler-status.json`: whether the engine was reachable at the last
         check (for operators and the CLI; written atomically, never fatal)."""

@@ -34,6 +34,7 @@ from orchestrator.scheduling.sensors import poke_outcome
 from orchestrator.services import integrity, run_limits
 from orchestrator.services.attempt_worker import (
     AttemptWorker,
+    EngineUnreachable,
     Exited,
     Harvested,
     Launched,
@@ -542,6 +543,10 @@ class Scheduler:
                     attempt.start_date = message.started_at
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
+        elif isinstance(message, EngineUnreachable):
+            self._reconciler.engine_unreachable(now, message.error)
+            if message.container_id is not None:  # for reconciliation to harvest it
+                self._harvesting.discard(message.container_id)
         elif isinstance(message, LaunchFailed):
             end = AttemptEnd(exit_code=None, launch_error=message.error)
             self._finish_attempt(

@@ -397,3 +397,66 @@ def test_secrets_are_resolved_again_for_a_relaunch_and_masked_in_an_adopted_log(
     log = world.log_of(world.tis(relaunched)["a"].id)
     assert password not in log
     assert "then ***" in log
+
+
+@pytest.mark.parametrize(
+    ("call", "expected"), [("create", Action.RELAUNCH), ("start", Action.START)]
+)
+def test_an_engine_lost_mid_launch_fails_nothing_and_the_task_runs_once_when_it_is_back(
+    world: World, call: str, expected: Action
+) -> None:
+    from orchestrator.errors import RuntimeUnavailable
+
+    run_id = world.trigger(spec(t("a", retries=1)))
+    real = getattr(world.engine, call)
+    down = True
+
+    def unreachable(*args: Any) -> Any:
+        if down:
+            raise RuntimeUnavailable("the Docker engine could not be reached")
+        return real(*args)
+
+    setattr(world.engine, call, unreachable)
+    scheduler = world.scheduler()
+    scheduler.tick(world.clock.now())
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number) == ("queued", 1), ti.state_detail  # no try used up
+    assert not scheduler.engine_up  # and nothing more is launched meanwhile
+    down = False
+    assert scheduler.reconcile(world.clock.now()).actions == {expected: 1}
+    world.run_until_done(scheduler, run_id)
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number, ti.exit_code) == ("success", 1, 0)
+    assert len(world.engine.started) == 1
+    assert world.log_of(ti.id).count("a line 1\n") == 1
+
+
+def test_an_engine_lost_mid_harvest_fails_nothing_and_the_exit_is_harvested_when_it_is_back(
+    world: World,
+) -> None:
+    from orchestrator.errors import RuntimeUnavailable
+
+    run_id = world.trigger(spec(t("a", retries=1)))
+    real = world.engine.exit_status
+    down = True
+
+    def exit_status(container_id: str) -> ContainerExit | None:
+        if down:
+            raise RuntimeUnavailable("the Docker engine could not be reached")
+        return real(container_id)
+
+    world.engine.exit_status = exit_status  # type: ignore[method-assign]
+    scheduler = world.scheduler()
+    deadline = time.monotonic() + 5
+    while scheduler.engine_up and time.monotonic() < deadline:
+        scheduler.tick(world.clock.now())
+        time.sleep(0.02)
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number) == ("running", 1), ti.state_detail  # not failed
+    down = False
+    assert scheduler.reconcile(world.clock.now()).actions == {Action.HARVEST: 1}
+    world.run_until_done(scheduler, run_id)
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number, ti.exit_code) == ("success", 1, 0)
+    assert len(world.engine.started) == 1
+    assert world.log_of(ti.id).count("a line 1\n") == 1
