@@ -78,13 +78,13 @@ def layout(
     rank: dict[str, float] = {}
     nodes: list[Node] = []
     for layer in sorted(by_layer):
-        members = by_layer[layer]
+        first_seen = {task_id: float(i) for i, task_id in enumerate(by_layer[layer])}
 
-        def centre(task_id: str, members: list[str] = members) -> float:
+        def centre(task_id: str, first_seen: dict[str, float] = first_seen) -> float:
             ups = [rank[u] for u in tasks[task_id] if u in rank]
-            return sum(ups) / len(ups) if ups else float(members.index(task_id))
+            return sum(ups) / len(ups) if ups else first_seen[task_id]
 
-        members.sort(key=centre)
+        members = sorted(by_layer[layer], key=centre)
         for i, task_id in enumerate(members):
             rank[task_id] = float(i)
             nodes.append(
