@@ -76,6 +76,7 @@ class GridRow:
 
     label: str
     task_id: str | None  # None for a group header
+    quoted: str  # the task id as a URL path segment
     group: str | None  # the group this header opens, or the task's innermost group
     groups: tuple[str, ...]  # every enclosing group, outermost first
     depth: int
@@ -93,8 +94,12 @@ def grid_rows(spec: DagSpec) -> list[GridRow]:
         for depth, group in enumerate(chain):
             if group not in opened:
                 opened.add(group)
-                rows.append(GridRow(group, None, group, tuple(chain[:depth]), depth))
-        rows.append(GridRow(task.task_id, task.task_id, task.group_id, tuple(chain), len(chain)))
+                rows.append(GridRow(group, None, "", group, tuple(chain[:depth]), depth))
+        rows.append(
+            GridRow(
+                task.task_id, task.task_id, q(task.task_id), task.group_id, tuple(chain), len(chain)
+            )
+        )
     return rows
 
 
@@ -114,6 +119,7 @@ def grid_page(
         grid = dag_views.grid(session, dag_id, runs)
     context.update(
         grid=grid,
+        run_hrefs={run.id: run_path(dag_id, run.run_id) for run in grid.runs},
         rows=grid_rows(context["spec"]),
         runs=runs,
         live=_unfinished(grid.runs),

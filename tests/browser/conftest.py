@@ -65,8 +65,16 @@ def dag() -> DagSpec:
     )
 
 
+def slow_dag() -> DagSpec:
+    """One task whose container runs until the test finishes it."""
+    task = TaskSpec(task_id="wait", image="busybox")
+    return DagSpec(dag_id="slow", fileloc="/dags/slow.py", tasks=(task,))
+
+
 def script(request: LaunchRequest) -> FakeBehavior:
     task_id = request.labels["orch.task_id"]
+    if request.labels["orch.dag_id"] == "slow":
+        return FakeBehavior(logs=b"waiting for input\n", hang=True)
     return FakeBehavior(logs=f"hello from {task_id}\nrows written: 10\n".encode(), output=task_id)
 
 
@@ -81,6 +89,7 @@ def free_port() -> int:
 class Site:
     url: str
     sessions: sessionmaker[Session]
+    runtime: FakeRuntime
 
 
 @pytest.fixture
@@ -89,9 +98,9 @@ def site(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Site]:
     with sessions.begin() as session:
         create_user(session, USER, PASSWORD, Role.OPERATOR, clock.now())
         dag_store.upsert_dag(session, dag(), clock.now())
-    scheduler = Scheduler(
-        settings=settings, sessions=sessions, runtime=FakeRuntime(script), clock=clock
-    )
+        dag_store.upsert_dag(session, slow_dag(), clock.now())
+    runtime = FakeRuntime(script)
+    scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
     stop = threading.Event()
     loop = threading.Thread(target=scheduler.run_forever, args=(stop,), daemon=True)
     loop.start()
@@ -114,7 +123,7 @@ def site(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Site]:
             pytest.fail("the web server did not start within 15 s")
         time.sleep(0.05)
     try:
-        yield Site(url=f"http://127.0.0.1:{port}", sessions=sessions)
+        yield Site(url=f"http://127.0.0.1:{port}", sessions=sessions, runtime=runtime)
     finally:
         server.should_exit = True
         serving.join(timeout=10)

@@ -4,15 +4,27 @@ and look at the graph and the Gantt chart. A screenshot of each page is saved.""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
+from orchestrator.services.clock import SystemClock
+from orchestrator.services.runs import trigger_run
+from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from tests.browser.conftest import PASSWORD, USER, Site
 
 pytestmark = pytest.mark.browser
+
+
+def sign_in(page: Any, site: Site, path: str = "/") -> None:
+    page.goto(f"{site.url}{path}")
+    page.fill('input[name="username"]', USER)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button:has-text("Sign in")')
 
 
 def test_sign_in_trigger_watch_the_grid_turn_green_and_read_a_log(
@@ -23,11 +35,9 @@ def test_sign_in_trigger_watch_the_grid_turn_green_and_read_a_log(
     def shot(name: str) -> None:
         page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
 
-    page.goto(f"{site.url}/")
-    page.fill('input[name="username"]', USER)
-    page.fill('input[name="password"]', PASSWORD)
+    page.goto(f"{site.url}/login")
     shot("01-login")
-    page.click('button:has-text("Sign in")')
+    sign_in(page, site)
     page.wait_for_selector('tr[data-dag="sales"]')
     shot("02-dag-list")
 
@@ -79,3 +89,31 @@ def test_sign_in_trigger_watch_the_grid_turn_green_and_read_a_log(
     page.wait_for_selector("svg.durations")
     shot("09-durations")
     assert len(list(screenshots.glob("*.png"))) >= 9
+
+
+def test_a_running_attempt_s_log_is_followed_live(
+    site: Site, browser_page: Any, screenshots: Path
+) -> None:
+    page = browser_page
+    with site.sessions.begin() as session:
+        spec = dag_store.get_dag_spec(session, "slow")
+        run_id = trigger_run(session, spec, now=SystemClock().now()).run_id
+    deadline = time.monotonic() + 15
+    while not site.runtime.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (container_id,) = site.runtime.started
+    sign_in(page, site, f"/dags/slow/runs/{quote(run_id, safe='')}/tasks/wait")
+    page.wait_for_selector("text=following…")
+    page.wait_for_function(
+        "document.querySelector('pre.log').textContent.includes('waiting for input')"
+    )
+    site.runtime.emit(container_id, b"got 42 rows\n")
+    page.wait_for_function("document.querySelector('pre.log').textContent.includes('42 rows')")
+    page.screenshot(path=str(screenshots / "10-log-following.png"), full_page=True)
+
+    site.runtime.finish(container_id, 0, logs=b"done\n")
+    # the stream ends with the attempt and the page is drawn again, finished
+    page.wait_for_selector(".ti-state:has-text('success')")
+    assert "done" in page.inner_text("pre.log")
+    assert page.locator("text=following…").count() == 0
+    page.screenshot(path=str(screenshots / "11-log-finished.png"), full_page=True)

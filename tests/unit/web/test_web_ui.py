@@ -7,8 +7,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import event
 
 from orchestrator.models.specs import DagSpec
+from orchestrator.runtime.fake import FakeBehavior
+from orchestrator.services import dag_views
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
@@ -228,3 +231,39 @@ def test_pause_and_unpause_change_the_flag_and_are_audited(web: Web) -> None:
     with web.harness.sessions() as session:
         assert not dag_store.get_dag_row(session, "d").is_paused
     assert [a for a, _ in audit_actions(web)] == ["unpause", "pause"]
+
+
+def test_a_running_attempt_s_page_follows_its_log(web: Web) -> None:
+    web.harness.runtime.script = lambda _request: FakeBehavior(logs=b"started\n", hang=True)
+    run_id = web.harness.trigger(DagSpec(dag_id="s", fileloc="/dags/s.py", tasks=(t("slow"),)))
+    web.harness.tick(3)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get(f"/dags/s/runs/{run_id}/tasks/slow").text
+    assert "following…" in page and "started" in page
+    assert re.search(r'data-follow="/api/v1/dags/s/runs/[^"]+/tasks/slow/logs\?follow=true', page)
+    grid = web.client.get("/dags/s").text
+    assert 'data-live="1"' in grid and 'data-state="running"' in grid
+
+
+def test_the_grid_reads_only_the_runs_it_shows(web: Web) -> None:
+    spec = DagSpec.model_validate_json(_spec_json(web))
+    for _ in range(30):
+        web.harness.clock.advance(minutes=1)
+        web.harness.trigger(spec)
+    statements: list[tuple[str, object]] = []
+
+    def record(conn: object, cursor: object, sql: str, params: object, *args: object) -> None:
+        statements.append((sql, params))
+
+    engine = web.harness.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with web.harness.sessions() as session:
+            shown = dag_views.grid(session, "d", 5)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(shown.runs) == 5 and shown.total_runs == 31
+    ti_reads = [params for sql, params in statements if "FROM task_instances" in sql]
+    assert len(ti_reads) == 1
+    run_ids = [p for p in ti_reads[0] if isinstance(p, int)]  # type: ignore[attr-defined]
+    assert sorted(run_ids) == sorted(r.id for r in shown.runs)
