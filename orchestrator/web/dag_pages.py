@@ -50,9 +50,7 @@ def _unfinished(runs: list[DagRunRow]) -> bool:
     return any(not RunState(r.state).is_finished for r in runs)
 
 
-def _dag_context(
-    request: Request, state: WebState, user: Principal, dag_id: str, tab: str
-) -> dict[str, Any]:
+def _dag_context(state: WebState, user: Principal, dag_id: str, tab: str) -> dict[str, Any]:
     """What every page of a DAG shows at the top: its summary, tabs and actions."""
     with state.sessions() as session:
         row = dag_store.get_dag_row(session, dag_id)
@@ -114,7 +112,7 @@ def grid_page(
     **overrides: Any,
 ) -> HTMLResponse:
     """The grid (also drawn again, with an error, when a trigger form was refused)."""
-    context = _dag_context(request, state, user, dag_id, "grid")
+    context = _dag_context(state, user, dag_id, "grid")
     with state.sessions() as session:
         grid = dag_views.grid(session, dag_id, runs)
     context.update(
@@ -150,7 +148,7 @@ def dag_graph(
 ) -> Response:
     """The DAG laid out in layers, coloured by the states of a chosen run (default: the
     latest)."""
-    context = _dag_context(request, state, user, dag_id, "graph")
+    context = _dag_context(state, user, dag_id, "graph")
     spec: DagSpec = context["spec"]
     with state.sessions() as session:
         choices = run_store.list_runs(session, dag_id, 25)
@@ -178,7 +176,7 @@ def dag_durations(
     user: Principal = Depends(page_user()),
 ) -> Response:
     """How long each task ran over the latest runs (a line per task)."""
-    context = _dag_context(request, state, user, dag_id, "durations")
+    context = _dag_context(state, user, dag_id, "durations")
     with state.sessions() as session:
         found = dag_views.durations(session, context["spec"], runs)
     labels = [r.run_id for r in found.runs]
@@ -239,7 +237,7 @@ def run_page(
     user: Principal = Depends(page_user()),
 ) -> Response:
     """A run: its task instances, their Gantt chart, and the run's actions."""
-    context = _dag_context(request, state, user, dag_id, "run")
+    context = _dag_context(state, user, dag_id, "run")
     with state.sessions() as session:
         detail = dag_views.run_detail(session, dag_id, run_id)
     context.update(
@@ -299,12 +297,11 @@ def task_instance_page(
     """A task instance: its attempts (exit code, OOM, timeout, lost), the fields rendered for
     its latest attempt (secrets were masked when they were stored), its output, and its log
     (followed while the attempt runs)."""
-    context = _dag_context(request, state, user, dag_id, "task")
+    context = _dag_context(state, user, dag_id, "task")
     with state.sessions() as session:
         run = run_store.get_run(session, dag_id, run_id)
         ti = ti_store.get_ti(session, dag_id, run_id, task_id, map_index)
         attempts = ti_store.attempts(session, ti.id)
-        session.expunge_all()
     latest = attempts[-1] if attempts else None
     log = _log_view(state, ti, attempts)
     output = json.loads(ti.output_json) if ti.output_json is not None else None
