@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
@@ -199,3 +200,50 @@ def state_changes(session: Session, ti_id: int) -> list[TaskStateChangeRow]:
             .order_by(TaskStateChangeRow.id)
         )
     )
+
+
+class TiSummary(NamedTuple):
+    """The columns of a task instance that the overview pages draw (no ORM object)."""
+
+    dag_run_id: int
+    task_id: str
+    map_index: int
+    state: str
+    try_number: int
+    start_date: datetime | None
+    end_date: datetime | None
+
+
+def ti_summaries(session: Session, dag_run_ids: Collection[int]) -> list[TiSummary]:
+    """The task instances of these runs (and only these), as plain rows, in few queries."""
+    found: list[TiSummary] = []
+    for chunk in in_chunks(dag_run_ids):
+        rows = session.execute(
+            select(
+                TaskInstanceRow.dag_run_id,
+                TaskInstanceRow.task_id,
+                TaskInstanceRow.map_index,
+                TaskInstanceRow.state,
+                TaskInstanceRow.try_number,
+                TaskInstanceRow.start_date,
+                TaskInstanceRow.end_date,
+            )
+            .where(TaskInstanceRow.dag_run_id.in_(chunk))
+            .order_by(TaskInstanceRow.id)
+        )
+        found.extend(TiSummary(*row) for row in rows)
+    return found
+
+
+def attempts_of_run(session: Session, dag_run_id: int) -> dict[int, list[TaskAttemptRow]]:
+    """Every attempt of a run's task instances, by task instance id, oldest try first."""
+    found: dict[int, list[TaskAttemptRow]] = {}
+    query = (
+        select(TaskAttemptRow)
+        .join(TaskInstanceRow, TaskInstanceRow.id == TaskAttemptRow.ti_id)
+        .where(TaskInstanceRow.dag_run_id == dag_run_id)
+        .order_by(TaskAttemptRow.ti_id, TaskAttemptRow.try_number)
+    )
+    for row in session.scalars(query):
+        found.setdefault(row.ti_id, []).append(row)
+    return found

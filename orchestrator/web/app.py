@@ -11,7 +11,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from orchestrator.services.clock import Clock, SystemClock
 from orchestrator.settings import Settings
 from orchestrator.store.engine import make_session_factory, open_engine
-from orchestrator.web import health, pages
+from orchestrator.web import dag_pages, health, page_actions, pages
 from orchestrator.web.api import router as api_router
 from orchestrator.web.errors import install_error_handlers
 from orchestrator.web.metrics import make_registry
@@ -51,6 +51,8 @@ def create_app(
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(dag_pages.router)
+    app.include_router(page_actions.router)
     registry = make_registry(state)
 
     @app.get("/metrics", include_in_schema=False)

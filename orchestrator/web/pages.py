@@ -1,4 +1,6 @@
-"""Server-rendered pages: the login form, signing out, and the home page.
+"""Server-rendered pages: the login form, signing out, and the DAG list (the home page).
+The DAG, run and task instance pages are in `dag_pages`, the forms that change things in
+`page_actions`.
 
 Pages use the session cookie (signed with the secret key). A page asked for without a
 signed-in user redirects to `/login?next=<path>`; after signing in the user returns there.
@@ -8,18 +10,27 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from orchestrator.services.users import authenticate
+from orchestrator.services.dag_views import dag_summaries
+from orchestrator.services.users import Role, authenticate
 from orchestrator.store import dags as dag_store
 from orchestrator.web.auth import SESSION_USER, Principal, page_user
+from orchestrator.web.schemas import dag_out
 from orchestrator.web.state import WebState, web_state
+from orchestrator.web.svg import STATE_COLOURS
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+TEMPLATES.env.filters["q"] = lambda value: quote(str(value), safe="")
+TEMPLATES.env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+TEMPLATES.env.globals["colours"] = STATE_COLOURS
 router = APIRouter(include_in_schema=False)
+FLASH = "flash"
+RECENT_RUNS = 10  # squares per DAG in the list
 
 
 def render(
@@ -27,11 +38,26 @@ def render(
 ) -> HTMLResponse:
     """A page from `templates/`; the base layout sees the user and whether auth is off."""
     state: WebState = request.app.state.web
-    full = {"auth_off": not state.settings.web_auth, "user": None, **context}
+    full = {
+        "auth_off": not state.settings.web_auth,
+        "user": None,
+        "flash": request.session.pop(FLASH, None),
+        **context,
+    }
     return TEMPLATES.TemplateResponse(request, name, full, status_code=status_code)
 
 
-def _safe_next(target: str | None) -> str:
+def flash(request: Request, message: str) -> None:
+    """A message shown once, on the next page the user sees."""
+    request.session[FLASH] = message
+
+
+def may_act(user: Principal) -> bool:
+    """Whether the page shows the buttons that change things (operators and admins)."""
+    return user.role.allows(Role.OPERATOR)
+
+
+def safe_next(target: str | None) -> str:
     """Only paths of this site (never `//host` or `https://...`)."""
     if target and target.startswith("/") and not target.startswith("//"):
         return target
@@ -40,7 +66,7 @@ def _safe_next(target: str | None) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", {"next": _safe_next(next), "error": None})
+    return render(request, "login.html", {"next": safe_next(next), "error": None})
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -54,11 +80,11 @@ def login(
     with state.sessions() as session:
         user = authenticate(session, username, password) if username else None
     if user is None:
-        context = {"next": _safe_next(next), "error": "Wrong username or password."}
+        context = {"next": safe_next(next), "error": "Wrong username or password."}
         return render(request, "login.html", context, status_code=401)
     request.session.clear()
     request.session[SESSION_USER] = user.username
-    return RedirectResponse(_safe_next(next), status_code=303)
+    return RedirectResponse(safe_next(next), status_code=303)
 
 
 @router.post("/logout")
@@ -73,7 +99,14 @@ def home(
     state: WebState = Depends(web_state),
     user: Principal = Depends(page_user()),
 ) -> Response:
+    """The DAG list: schedule, next run, the latest runs as squares, the paused switch, and
+    the DAG files that failed to load (with their tracebacks) at the top."""
     with state.sessions() as session:
-        dags = dag_store.list_dag_rows(session)
-        errors = len(dag_store.list_import_errors(session))
-    return render(request, "home.html", {"user": user, "dags": dags, "import_errors": errors})
+        summaries = dag_summaries(session, state.clock.now(), recent=RECENT_RUNS)
+        dags = [
+            (dag_out(d.row, d.spec, d.upcoming, d.last_run), list(reversed(d.recent_runs)))
+            for d in summaries
+        ]
+        errors = dag_store.list_import_errors(session)
+    context = {"user": user, "dags": dags, "import_errors": errors, "may_act": may_act(user)}
+    return render(request, "home.html", context)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from orchestrator.models.specs import DagSpec
-from orchestrator.services.run_planner import set_paused, upcoming_run, upcoming_runs
+from orchestrator.services.dag_views import dag_summaries
+from orchestrator.services.run_planner import upcoming_run
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
-from orchestrator.store import users as user_store
+from orchestrator.web import actions
 from orchestrator.web.auth import Principal, api_user
 from orchestrator.web.schemas import DagDetail, DagList, PausedIn, dag_detail, dag_out
 from orchestrator.web.state import WebState, web_state
@@ -25,17 +26,8 @@ def list_dags(
 ) -> DagList:
     """Every DAG (by id) with its paused flag, next scheduled run and latest run."""
     with state.sessions() as session:
-        rows = dag_store.list_dag_rows(session, include_inactive=include_inactive)
-        upcoming = upcoming_runs(session, rows, state.clock.now())
-        dags = [
-            dag_out(
-                row,
-                DagSpec.model_validate_json(row.spec_json),
-                upcoming[row.dag_id],
-                next(iter(run_store.list_runs(session, row.dag_id, 1)), None),
-            )
-            for row in rows
-        ]
+        summaries = dag_summaries(session, state.clock.now(), include_inactive=include_inactive)
+        dags = [dag_out(d.row, d.spec, d.upcoming, d.last_run) for d in summaries]
     return DagList(dags=dags, total=len(dags))
 
 
@@ -60,14 +52,5 @@ def patch_dag(
     user: Principal = Depends(api_user(Role.OPERATOR)),
 ) -> DagDetail:
     """Pause (no new scheduled runs; queued runs wait) or unpause a DAG."""
-    now = state.clock.now()
-    with state.sessions.begin() as session:
-        set_paused(session, dag_id, body.paused)
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="pause" if body.paused else "unpause",
-            dag_id=dag_id,
-        )
+    actions.pause(state, user, dag_id, body.paused)
     return get_dag(dag_id, state, user)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Depends, Query, status
 
 from orchestrator.models.states import TaskState
-from orchestrator.services.clearing import clear, mark_run
-from orchestrator.services.runs import trigger_run, triggerable_spec
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
-from orchestrator.store import users as user_store
+from orchestrator.web import actions
 from orchestrator.web.auth import Principal, api_user
 from orchestrator.web.schemas import (
     ChangesOut,
@@ -55,27 +51,9 @@ def trigger(
 ) -> RunOut:
     """Queue a manual run; its conf is validated against the DAG's params (422 if it does not
     fit). A running scheduler executes it. A DAG whose file is gone cannot be triggered (400)."""
-    now = state.clock.now()
-    with state.sessions.begin() as session:
-        spec = triggerable_spec(session, dag_id)
-        run = trigger_run(
-            session,
-            spec,
-            now=now,
-            conf=body.conf,
-            logical_date=body.logical_date,
-            run_id=body.run_id,
-        )
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="trigger",
-            dag_id=dag_id,
-            run_id=run.run_id,
-            detail=json.dumps(body.conf) if body.conf else None,
-        )
-        return run_out(run)
+    return actions.trigger(
+        state, user, dag_id, body.conf, logical_date=body.logical_date, run_id=body.run_id
+    )
 
 
 @router.get(RUN, response_model=RunOut)
@@ -98,19 +76,7 @@ def set_run_state(
     user: Principal = Depends(api_user(Role.OPERATOR)),
 ) -> ChangesOut:
     """Mark a run success (its unfinished tasks succeed) or failed (they fail or skip)."""
-    now = state.clock.now()
-    by = f"the web API by {user.username}"
-    with state.sessions.begin() as session:
-        changes = mark_run(session, dag_id, run_id, TaskState(body.state), now=now, by=by)
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="mark",
-            dag_id=dag_id,
-            run_id=run_id,
-            detail=f"run {body.state}",
-        )
+    changes = actions.mark_dag_run(state, user, dag_id, run_id, TaskState(body.state))
     return changes_out(changes)
 
 
@@ -124,26 +90,13 @@ def clear_run(
 ) -> ChangesOut:
     """Clear tasks of a run (all, or `task_ids`, plus `downstream`; `failed_only`) so they
     run again."""
-    now = state.clock.now()
-    by = f"the web API by {user.username}"
-    with state.sessions.begin() as session:
-        changes = clear(
-            session,
-            dag_id,
-            run_id,
-            body.task_ids,
-            downstream=body.downstream,
-            failed_only=body.failed_only,
-            now=now,
-            by=by,
-        )
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="clear",
-            dag_id=dag_id,
-            run_id=run_id,
-            detail=json.dumps(body.model_dump()),
-        )
+    changes = actions.clear_tasks(
+        state,
+        user,
+        dag_id,
+        run_id,
+        body.task_ids,
+        downstream=body.downstream,
+        failed_only=body.failed_only,
+    )
     return changes_out(changes)

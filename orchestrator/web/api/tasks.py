@@ -6,12 +6,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from orchestrator.models.states import TaskState
-from orchestrator.services.clearing import mark_task
 from orchestrator.services.logs import attempt_log, follow, follow_attempt
 from orchestrator.services.users import Role
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
-from orchestrator.store import users as user_store
+from orchestrator.web import actions
 from orchestrator.web.auth import Principal, api_user
 from orchestrator.web.schemas import ChangesOut, MarkIn, TaskInstanceOut, changes_out, ti_out
 from orchestrator.web.state import WebState, web_state
@@ -60,27 +59,9 @@ def set_task_state(
     user: Principal = Depends(api_user(Role.OPERATOR)),
 ) -> ChangesOut:
     """Mark one task instance success or failed; its downstream tasks follow their rules."""
-    now = state.clock.now()
-    with state.sessions.begin() as session:
-        changes = mark_task(
-            session,
-            dag_id,
-            run_id,
-            task_id,
-            TaskState(body.state),
-            now=now,
-            by=f"the web API by {user.username}",
-            map_index=map_index,
-        )
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="mark",
-            dag_id=dag_id,
-            run_id=run_id,
-            detail=f"task {task_id}[{map_index}] {body.state}",
-        )
+    changes = actions.mark_task_instance(
+        state, user, dag_id, run_id, task_id, TaskState(body.state), map_index
+    )
     return changes_out(changes)
 
 

@@ -1,0 +1,269 @@
+"""The UI pages: each renders for a seeded store, the charts hold what they show, the action
+forms need an operator, change state and leave audit records, and a bad trigger creates
+nothing."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import event
+
+from orchestrator.models.specs import DagSpec
+from orchestrator.runtime.fake import FakeBehavior
+from orchestrator.services import dag_views
+from orchestrator.services.users import Role
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store import users as user_store
+from tests.unit.services.test_scheduler import t
+from tests.unit.web.conftest import PASSWORDS, Web
+
+
+def sign_in(web: Web, role: Role) -> None:
+    response = web.client.post(
+        "/login", data={"username": role.value, "password": PASSWORDS[role], "next": "/"}
+    )
+    assert response.status_code == 200
+
+
+def run_page(web: Web) -> str:
+    return f"/dags/d/runs/{web.run_id}"
+
+
+def audit_actions(web: Web) -> list[tuple[str, str | None]]:
+    with web.harness.sessions() as session:
+        return [(e.action, e.detail) for e in user_store.audit_entries(session)]
+
+
+def run_count(web: Web) -> int:
+    with web.harness.sessions() as session:
+        return run_store.count_runs(session, "d")
+
+
+def test_every_page_renders_for_a_viewer(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    pages = [
+        "/",
+        "/dags/d",
+        "/dags/d/graph",
+        "/dags/d/durations",
+        run_page(web),
+        run_page(web) + "/tasks/a",
+    ]
+    for page in pages:
+        response = web.client.get(page)
+        assert response.status_code == 200, page
+    chosen = web.client.get("/dags/d/graph", params={"run_id": web.run_id})
+    assert chosen.status_code == 200 and "selected" in chosen.text
+    ti = web.client.get(run_page(web) + "/tasks/a").text
+    assert "hello from a" in ti and "second line" in ti  # the log
+    assert '<pre class="output">&#34;a&#34;</pre>' in ti or '"a"' in ti  # the output
+
+
+def test_pages_of_unknown_things_answer_404(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    assert web.client.get("/dags/nope").status_code == 404
+    assert web.client.get("/dags/d/runs/nope").status_code == 404
+    assert web.client.get(run_page(web) + "/tasks/nope").status_code == 404
+
+
+def test_dag_list_shows_schedule_latest_runs_and_import_errors(web: Web) -> None:
+    with web.harness.sessions.begin() as session:
+        dag_store.record_file_result(
+            session,
+            "/dags/broken.py",
+            [],
+            'Traceback (most recent call last):\nNameError: name "oops" is not defined',
+            web.harness.clock.now(),
+        )
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/").text
+    assert "/dags/broken.py" in page and "NameError" in page
+    assert page.index("/dags/broken.py") < page.index('data-dag="d"')  # errors first
+    assert 'class="sq state-success" data-state="success"' in page
+    assert "manual" in page  # no schedule
+
+
+def test_grid_has_a_cell_per_task_and_run_linking_to_the_instance(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/d").text
+    cells = re.findall(r'class="sq state-(\w+) cell"', page)
+    assert cells == ["success", "success"]
+    assert f'href="/dags/d/runs/{web.run_id.replace(":", "%3A").replace("+", "%2B")}' in page
+    assert 'data-live="0"' in page  # nothing left to watch
+
+
+def test_grid_shows_only_the_latest_runs_asked_for(web: Web) -> None:
+    for _ in range(3):
+        web.harness.clock.advance(minutes=1)
+        web.harness.trigger(DagSpec.model_validate_json(_spec_json(web)))
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/d?runs=2").text
+    assert len(re.findall(r'class="sq state-\w+ run-head"', page)) == 2
+    assert "The latest 2 of 4 runs" in page
+    assert 'data-live="1"' in page  # queued runs are watched
+
+
+def _spec_json(web: Web) -> str:
+    with web.harness.sessions() as session:
+        return dag_store.get_dag_row(session, "d").spec_json
+
+
+def test_task_groups_get_collapsible_header_rows(web: Web) -> None:
+    grouped = DagSpec(
+        dag_id="g",
+        tasks=(
+            t("extract"),
+            t("load.one", "extract", group_id="load"),
+            t("load.two", "extract", group_id="load"),
+        ),
+    )
+    web.harness.trigger(grouped)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/g").text
+    assert page.count('class="group-toggle" data-group="load"') == 1
+    assert page.count('data-groups="load"') == 2
+
+
+def test_graph_has_a_node_per_task_and_an_edge_per_dependency(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/d/graph").text
+    nodes = re.findall(r'<g class="node" data-task="(\w+)" data-state="(\w+)"', page)
+    assert nodes == [("a", "success"), ("b", "success")]
+    assert len(re.findall(r'<path class="edge" data-from="a" data-to="b"', page)) == 1
+    assert "<rect" in page and "<svg" in page
+
+
+def test_gantt_has_a_bar_per_instance(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    page = web.client.get(run_page(web)).text
+    assert len(re.findall(r'class="bar running"', page)) == 2
+    assert len(re.findall(r'class="bar queued"', page)) == 2
+
+
+def test_durations_chart_has_a_series_per_task(web: Web) -> None:
+    web.harness.clock.advance(seconds=30)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/d/durations").text
+    assert 'class="durations"' in page
+    assert "<circle" in page  # one point per finished task instance
+
+
+def test_a_viewer_sees_no_action_buttons_and_cannot_post_them(web: Web) -> None:
+    sign_in(web, Role.VIEWER)
+    for page in ("/", "/dags/d", run_page(web), run_page(web) + "/tasks/a"):
+        text = web.client.get(page).text
+        assert 'method="post" action="/dags' not in text, page
+    posts = [
+        ("/dags/d/pause", {"paused": "true"}),
+        ("/dags/d/trigger", {"conf": "{}"}),
+        (run_page(web) + "/clear", {}),
+        (run_page(web) + "/mark", {"state": "failed"}),
+        (run_page(web) + "/tasks/a/mark", {"state": "failed"}),
+    ]
+    for path, data in posts:
+        assert web.client.post(path, data=data).status_code == 403, path
+    assert run_count(web) == 1 and audit_actions(web) == []
+
+
+def test_an_operator_sees_the_action_buttons(web: Web) -> None:
+    sign_in(web, Role.OPERATOR)
+    assert 'action="/dags/d/trigger"' in web.client.get("/dags/d").text
+    assert 'action="/dags/d/pause"' in web.client.get("/").text
+    assert "data-confirm=" in web.client.get(run_page(web)).text
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [('{"rows": 0}', "rows"), ("{not json", "not valid JSON"), ("[1]", "JSON object")],
+)
+def test_trigger_with_bad_conf_shows_the_error_and_creates_nothing(
+    web: Web, conf: str, message: str
+) -> None:
+    sign_in(web, Role.OPERATOR)
+    response = web.client.post("/dags/d/trigger", data={"conf": conf})
+    assert response.status_code == 422
+    assert 'class="error trigger-error"' in response.text and message in response.text
+    assert run_count(web) == 1 and audit_actions(web) == []
+
+
+def test_trigger_queues_a_run_and_records_it(web: Web) -> None:
+    web.harness.clock.advance(minutes=1)
+    sign_in(web, Role.OPERATOR)
+    response = web.client.post("/dags/d/trigger", data={"conf": '{"rows": 5}'})
+    assert response.status_code == 200 and "Triggered manual__" in response.text
+    assert run_count(web) == 2
+    assert audit_actions(web) == [("trigger", '{"rows": 5}')]
+
+
+def test_clear_with_downstream_resets_both_tasks_and_is_audited(web: Web) -> None:
+    sign_in(web, Role.OPERATOR)
+    response = web.client.post(
+        run_page(web) + "/clear", data={"task_id": "a", "downstream": "true"}
+    )
+    assert response.status_code == 200 and "Cleared:" in response.text
+    states = {k: v.state for k, v in web.harness.tis(web.run_id).items()}
+    assert states == {"a": "none", "b": "none"}
+    assert audit_actions(web)[0][0] == "clear"
+    assert '"downstream": true' in (audit_actions(web)[0][1] or "")
+
+
+def test_mark_task_and_run_change_state_and_are_audited(web: Web) -> None:
+    sign_in(web, Role.OPERATOR)
+    web.client.post(run_page(web) + "/tasks/b/mark", data={"state": "failed"})
+    assert web.harness.tis(web.run_id)["b"].state == "failed"
+    web.client.post(run_page(web) + "/mark", data={"state": "success"})
+    assert web.harness.run_state(web.run_id).value == "success"
+    assert [a for a, _ in audit_actions(web)] == ["mark", "mark"]
+    refused = web.client.post(run_page(web) + "/mark", data={"state": "running"})
+    assert "Not marked" in refused.text
+
+
+def test_pause_and_unpause_change_the_flag_and_are_audited(web: Web) -> None:
+    sign_in(web, Role.OPERATOR)
+    web.client.post("/dags/d/pause", data={"paused": "true", "next": "/"})
+    with web.harness.sessions() as session:
+        assert dag_store.get_dag_row(session, "d").is_paused
+    page = web.client.get("/").text
+    assert "paused: unpause" in page
+    web.client.post("/dags/d/pause", data={"paused": "false", "next": "/"})
+    with web.harness.sessions() as session:
+        assert not dag_store.get_dag_row(session, "d").is_paused
+    assert [a for a, _ in audit_actions(web)] == ["unpause", "pause"]
+
+
+def test_a_running_attempt_s_page_follows_its_log(web: Web) -> None:
+    web.harness.runtime.script = lambda _request: FakeBehavior(logs=b"started\n", hang=True)
+    run_id = web.harness.trigger(DagSpec(dag_id="s", fileloc="/dags/s.py", tasks=(t("slow"),)))
+    web.harness.tick(3)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get(f"/dags/s/runs/{run_id}/tasks/slow").text
+    assert "following…" in page and "started" in page
+    assert re.search(r'data-follow="/api/v1/dags/s/runs/[^"]+/tasks/slow/logs\?follow=true', page)
+    grid = web.client.get("/dags/s").text
+    assert 'data-live="1"' in grid and 'data-state="running"' in grid
+
+
+def test_the_grid_reads_only_the_runs_it_shows(web: Web) -> None:
+    spec = DagSpec.model_validate_json(_spec_json(web))
+    for _ in range(30):
+        web.harness.clock.advance(minutes=1)
+        web.harness.trigger(spec)
+    statements: list[tuple[str, object]] = []
+
+    def record(conn: object, cursor: object, sql: str, params: object, *args: object) -> None:
+        statements.append((sql, params))
+
+    engine = web.harness.sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with web.harness.sessions() as session:
+            shown = dag_views.grid(session, "d", 5)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(shown.runs) == 5 and shown.total_runs == 31
+    ti_reads = [params for sql, params in statements if "FROM task_instances" in sql]
+    assert len(ti_reads) == 1
+    run_ids = [p for p in ti_reads[0] if isinstance(p, int)]  # type: ignore[attr-defined]
+    assert sorted(run_ids) == sorted(r.id for r in shown.runs)
