@@ -6,6 +6,7 @@ which is how the scheduler, web server and CLI read DAGs without importing DAG c
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -587,4 +588,13 @@ class DagSpec(Spec):
 
     def downstream_ids(self, task_id: str) -> list[str]:
         """Direct children of a task."""
-        return [t.task_id for t in self.tasks if task_id in t.upstream_task_ids]
+        return list(self.downstream_map.get(task_id, ()))
+
+    @functools.cached_property
+    def downstream_map(self) -> dict[str, tuple[str, ...]]:
+        """Every task's direct children (in the DAG's task order), worked out once per spec."""
+        children: dict[str, list[str]] = {}
+        for task in self.tasks:
+            for upstream in task.upstream_task_ids:
+                children.setdefault(upstream, []).append(task.task_id)
+        return {task_id: tuple(ids) for task_id, ids in children.items()}

@@ -5,7 +5,7 @@ Pure functions of (spec, task states, now): no database, no Docker, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +43,7 @@ def decide(
     tis: Mapping[str, TaskView],
     now: datetime,
     previous: Mapping[str, TaskState] | None = None,
+    only: Collection[str] | None = None,
 ) -> Decisions:
     """Decide which tasks of one run change state now.
 
@@ -51,10 +52,13 @@ def decide(
     does: a removed task never blocks its downstream). Tasks waiting out a retry delay, and
     sensors waiting for their next poke (`up_for_reschedule`), are scheduled again once their
     `next_try_at` passed. `previous` holds the task states of the DAG's previous run (by
-    logical date; None if there is none): see `past_allows`.
+    logical date; None if there is none): see `past_allows`. `only` limits the decision to
+    these tasks (a caller that knows which tasks' inputs changed); the others keep their
+    state, as deciding them would.
     """
     decisions = Decisions()
-    for task in spec.tasks:
+    tasks = spec.tasks if only is None else [t for t in spec.tasks if t.task_id in only]
+    for task in tasks:
         view = tis.get(task.task_id)
         if view is None:
             continue

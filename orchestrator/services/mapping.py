@@ -7,7 +7,7 @@ The decisions (what the expansion is, the aggregate state, which retries are due
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,35 @@ def readiness_view(
     if state == TaskState.NONE:
         state = aggregate_state(states)
     return TaskView(state, None, states)
+
+
+class ReadinessViews(Mapping[str, TaskView]):
+    """A run's task views for readiness, each built when first asked for: a decision about a
+    few tasks reads the views of those tasks and their upstream tasks only."""
+
+    def __init__(
+        self,
+        by_task: Mapping[str, TaskInstanceRow],
+        instances: Mapping[str, Mapping[int, TaskInstanceRow]],
+    ) -> None:
+        self._by_task, self._instances = by_task, instances
+        self._views: dict[str, TaskView] = {}
+
+    def __getitem__(self, task_id: str) -> TaskView:
+        view = self._views.get(task_id)
+        if view is None:
+            summary = self._by_task[task_id]
+            view = self._views[task_id] = readiness_view(summary, self._instances.get(task_id))
+        return view
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._by_task
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_task)
+
+    def __len__(self) -> int:
+        return len(self._by_task)
 
 
 def expand_task(

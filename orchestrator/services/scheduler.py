@@ -14,7 +14,7 @@ import logging
 import queue
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,9 +57,9 @@ from orchestrator.services.containers import (
 from orchestrator.services.control_tasks import ControlTasks, branch_outcome
 from orchestrator.services.logs import LogFile
 from orchestrator.services.mapping import (
+    ReadinessViews,
     expand_task,
     instances_by_task,
-    readiness_view,
     render_attempt,
     step_instances,
 )
@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 
 #: Passes one tick makes at most while workers keep answering at once.
 _MAX_PASSES_PER_TICK = 50
+#: Task states that wait for a time (a retry delay, a sensor's next poke).
+_WAITING_STATES = frozenset({TaskState.UP_FOR_RETRY.value, TaskState.UP_FOR_RESCHEDULE.value})
 
 
 class InlineExecutor(Executor):
@@ -188,6 +190,18 @@ class Scheduler:
         self._pass_specs: dict[str, DagSpec | None] = {}
         # the task instances of running runs, kept across passes (see `_refresh_cache`)
         self._run_cache: dict[int, list[TaskInstanceRow]] = {}
+        # per cached run: its list, its length, instances by task, mapped instances by task
+        self._run_index: dict[
+            int,
+            tuple[
+                list[TaskInstanceRow],
+                int,
+                dict[str, TaskInstanceRow],
+                dict[str, dict[int, TaskInstanceRow]],
+            ],
+        ] = {}
+        # per run: tasks whose instances changed since the run's last readiness decision
+        self._changed_tasks: dict[int, set[str]] = {}
         self._session: Session | None = None
         self._pass_finished = False
         self._pass_running: list[DagRunRow] | None = None
@@ -398,6 +412,8 @@ class Scheduler:
         for run_pk in [pk for pk in self._run_cache if pk not in running]:
             for ti in self._run_cache.pop(run_pk):
                 session.expire(ti)
+            self._run_index.pop(run_pk, None)
+            self._changed_tasks.pop(run_pk, None)
         versions = run_store.ti_versions(session, list(self._run_cache))
         stale: list[int] = []
         for run_pk, tis in list(self._run_cache.items()):
@@ -408,12 +424,14 @@ class Scheduler:
                     session.expire(ti)
                 continue
             stale += [ti.id for ti in tis if stored.get(ti.id) != ti.version]
-        if stale:
-            ti_store.tis_by_ids(session, stale, fresh=True)
+        for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
+            self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
     def _forget_everything(self, session: Session) -> None:
         session.expire_all()
         self._run_cache.clear()
+        self._run_index.clear()
+        self._changed_tasks.clear()  # a sweep decides about every task of every run
 
     def _sweep_due(self, now: datetime, *, first: bool, messages: bool) -> bool:
         """Whether this pass looks at every running run rather than only the changed ones.
@@ -520,6 +538,8 @@ class Scheduler:
         self._pass_finished = saved.finished
         # may hold rows the rollback discarded
         self._run_cache, self._pass_running, self._pass_attempts = {}, None, {}
+        self._run_index = {}
+        self._last_sweep = None  # what changed is no longer known for sure: sweep next
 
     def _handle(
         self,
@@ -708,19 +728,18 @@ class Scheduler:
             spec = self._spec(session, run.dag_id)
             if spec is None:
                 continue
-            tis = self._run_tis(session, run.id)
-            by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
-            instances = instances_by_task(tis)
-            views = {tid: readiness_view(ti, instances.get(tid)) for tid, ti in by_task.items()}
-            previous = self._previous_states(session, spec, run, views)
-            decisions = decide(spec, views, now, previous)
-            pending = [
-                v.next_try_at
-                for v in views.values()
-                if v.state in (TaskState.UP_FOR_RETRY, TaskState.UP_FOR_RESCHEDULE)
-                and v.next_try_at
-                and v.next_try_at > now
+            by_task, instances, rebuilt = self._index(run.id, self._run_tis(session, run.id))
+            views = ReadinessViews(by_task, instances)
+            waiting = [
+                ti
+                for tid, ti in by_task.items()
+                if ti.state in _WAITING_STATES and tid not in instances
             ]
+            changed = self._changed_tasks.pop(run.id, set())
+            only = None if self._sweeping or rebuilt else self._candidates(spec, changed, waiting)
+            previous = self._previous_states(session, spec, run, views)
+            decisions = decide(spec, views, now, previous, only)
+            pending = [ti.next_try_at for ti in waiting if ti.next_try_at and ti.next_try_at > now]
             if instances:
                 instance_retry = step_instances(session, by_task, instances, now, self._set_state)
                 pending += [instance_retry] if instance_retry else []
@@ -743,6 +762,31 @@ class Scheduler:
                 self._set_state(session, ti, TaskState.SKIPPED, now, "an upstream task skipped")
         return earliest
 
+    def _index(
+        self, run_pk: int, tis: list[TaskInstanceRow]
+    ) -> tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]], bool]:
+        """A run's task instances by task (and mapped instances by task and index), kept
+        while its cached list is unchanged; True when built anew."""
+        entry = self._run_index.get(run_pk)
+        if entry is not None and entry[0] is tis and entry[1] == len(tis):
+            return entry[2], entry[3], False
+        by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
+        instances = instances_by_task(tis)
+        self._run_index[run_pk] = (tis, len(tis), by_task, instances)
+        return by_task, instances, True
+
+    @staticmethod
+    def _candidates(spec: DagSpec, changed: set[str], waiting: list[TaskInstanceRow]) -> set[str]:
+        """The tasks whose readiness may have changed since the run's last decision: those
+        whose instances changed and their children, those waiting out a retry or reschedule,
+        and those that depend on the past (the previous run changes outside this run)."""
+        only = set(changed)
+        for task_id in changed:
+            only.update(spec.downstream_map.get(task_id, ()))
+        only.update(ti.task_id for ti in waiting)
+        only.update(task.task_id for task in spec.tasks if task.depends_on_past)
+        return only
+
     def _expand(
         self,
         session: Session,
@@ -759,7 +803,7 @@ class Scheduler:
         expand_task(session, task, run, summary, tis, outputs, max_length, now, self._set_state)
 
     def _previous_states(
-        self, session: Session, spec: DagSpec, run: DagRunRow, views: dict[str, TaskView]
+        self, session: Session, spec: DagSpec, run: DagRunRow, views: Mapping[str, TaskView]
     ) -> dict[str, TaskState] | None:
         """Task states of the previous run, read only while a `depends_on_past` task waits."""
         waiting = (views.get(t.task_id) for t in spec.tasks if t.depends_on_past)
@@ -1219,6 +1263,7 @@ class Scheduler:
         old = TaskState(ti.state)
         ti_store.set_ti_state(session, ti, state, now, detail)
         self._touched.add(ti.dag_run_id)
+        self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
         self._pass_notices.extend(
             task_notices(
                 self._settings,

@@ -421,7 +421,7 @@ def build_context(
         tomorrow_ds=format_ds(tomorrow),
         tomorrow_ds_nodash=format_ds_nodash(tomorrow),
         run_id=run.run_id,
-        dag=_spec_facts(dag).dag_view,
+        dag=_shared_dag_view(dag),
         task=_task_view(dag, task),
         params=resolve_params(dag, task, run.conf),
         dag_run=dag_run,
@@ -451,38 +451,23 @@ def _pendulum_or_none(value: datetime | None) -> pendulum.DateTime | None:
     return pendulum.instance(value) if value is not None else None
 
 
-@dataclass(frozen=True)
-class _SpecFacts:
-    """What every render of a DAG's tasks shares: worked out once per spec, not per render
-    (each is a pass over all the DAG's tasks, which adds up for DAGs of thousands)."""
-
-    dag_view: DagView
-    downstream: dict[str, tuple[str, ...]]
+_DAG_VIEWS: dict[int, tuple[DagSpec, DagView]] = {}
+_DAG_VIEWS_KEPT = 32
 
 
-_FACTS: dict[int, tuple[DagSpec, _SpecFacts]] = {}
-_FACTS_KEPT = 32
-
-
-def _spec_facts(dag: DagSpec) -> _SpecFacts:
-    """The shared facts of `dag`, kept for the latest specs (by identity: a spec is never
-    changed once built, and the entry holds the spec, so its id cannot be reused meanwhile).
-    The views are read-only to templates (the sandbox is immutable)."""
-    entry = _FACTS.get(id(dag))
+def _shared_dag_view(dag: DagSpec) -> DagView:
+    """The `dag` view every render of the DAG's tasks shares, built once per spec (it lists
+    all task ids: per render that adds up for DAGs of thousands). Kept for the latest specs
+    by identity: a spec never changes once built, and the entry holds it, so its id is not
+    reused meanwhile. Templates cannot change it (the sandbox is immutable)."""
+    entry = _DAG_VIEWS.get(id(dag))
     if entry is not None and entry[0] is dag:
         return entry[1]
-    downstream: dict[str, list[str]] = {}
-    for task in dag.tasks:
-        for upstream in task.upstream_task_ids:
-            downstream.setdefault(upstream, []).append(task.task_id)
-    facts = _SpecFacts(
-        dag_view=_dag_view(dag),
-        downstream={task_id: tuple(children) for task_id, children in downstream.items()},
-    )
-    if len(_FACTS) >= _FACTS_KEPT:
-        _FACTS.pop(next(iter(_FACTS)))
-    _FACTS[id(dag)] = (dag, facts)
-    return facts
+    view = _dag_view(dag)
+    if len(_DAG_VIEWS) >= _DAG_VIEWS_KEPT:
+        _DAG_VIEWS.pop(next(iter(_DAG_VIEWS)))
+    _DAG_VIEWS[id(dag)] = (dag, view)
+    return view
 
 
 def _dag_view(dag: DagSpec) -> DagView:
@@ -521,7 +506,7 @@ def _task_view(dag: DagSpec, task: TaskSpec) -> TaskView:
         retries=task.retries,
         trigger_rule=str(task.trigger_rule),
         upstream_task_ids=task.upstream_task_ids,
-        downstream_task_ids=_spec_facts(dag).downstream.get(task.task_id, ()),
+        downstream_task_ids=dag.downstream_map.get(task.task_id, ()),
         group_id=task.group_id,
         doc=task.doc,
         params=_defaults(task.params),

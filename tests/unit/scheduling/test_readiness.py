@@ -89,3 +89,16 @@ def test_removed_instances_neither_block_nor_fail_the_run() -> None:
         RunState.SUCCESS
     )
     assert run_outcome(None, views(a=S.SUCCESS, gone=S.REMOVED)) == RunState.SUCCESS
+
+
+def test_only_limits_the_decision_to_the_named_tasks() -> None:
+    spec = dag({"a": (), "b": ("a",), "c": ("a",)})
+    states = views(a=TaskState.SUCCESS, b=TaskState.NONE, c=TaskState.NONE)
+    assert decide(spec, states, NOW, only={"b"}).schedule == ["b"]
+    assert decide(spec, states, NOW).schedule == ["b", "c"]
+
+
+def test_downstream_map_lists_children_in_task_order() -> None:
+    spec = dag({"a": (), "b": ("a",), "c": ("a", "b")})
+    assert spec.downstream_map == {"a": ("b", "c"), "b": ("c",)}
+    assert spec.downstream_ids("a") == ["b", "c"]
