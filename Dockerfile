@@ -3,9 +3,17 @@
 # The base is a build argument so the same file builds online (the public default) and on a
 # host that cannot reach a registry, on the local `orchestrator/python-base:bookworm` made by
 # `orchestrator images bootstrap` (`scripts/compose.sh` passes it). Layers go from the least to
-# the most often changed: system packages, then the Python dependencies (read from
-# pyproject.toml alone), then the package's source, so editing code rebuilds only the last step.
+# the most often changed: system packages, then the Python dependencies, then the package's
+# source, so editing code rebuilds only the last steps.
 ARG BASE_IMAGE=python:3.11-slim
+
+# The requirements (the build backend, the dependencies and the `postgres` extra) as a file of
+# their own: the install below is cached on this file's content, so editing other parts of
+# pyproject.toml (tool settings, dev dependencies) does not download everything again.
+FROM ${BASE_IMAGE} AS requirements
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python3 -c 'import tomllib; t = tomllib.load(open("/tmp/pyproject.toml", "rb")); p = t["project"]; print("\n".join(t["build-system"]["requires"] + p["dependencies"] + p["optional-dependencies"]["postgres"]))' > /tmp/requirements.txt
+
 FROM ${BASE_IMAGE}
 
 # PEM certificates to trust in addition to the base's (for a TLS-inspecting proxy between the
@@ -38,18 +46,14 @@ RUN set -eux; \
 ENV PATH=/opt/orchestrator/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 
-# Dependencies only: this layer is rebuilt when pyproject.toml changes, not when code does.
-COPY pyproject.toml /opt/orchestrator/src/pyproject.toml
-RUN set -eux; \
-    cd /opt/orchestrator/src; \
-    python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"]))' > /tmp/requirements.txt; \
-    pip install -q -r /tmp/requirements.txt; \
-    rm /tmp/requirements.txt
+# Dependencies only: this layer is rebuilt when they change, not when code does.
+COPY --from=requirements /tmp/requirements.txt /opt/orchestrator/requirements.txt
+RUN pip install -q -r /opt/orchestrator/requirements.txt
 
-COPY README.md /opt/orchestrator/src/README.md
+COPY pyproject.toml README.md /opt/orchestrator/src/
 COPY orchestrator /opt/orchestrator/src/orchestrator
 RUN set -eux; \
-    pip install -q --no-deps /opt/orchestrator/src; \
+    pip install -q --no-deps --no-build-isolation /opt/orchestrator/src; \
     rm -rf /opt/orchestrator/src/build
 COPY deploy/entrypoint.sh /usr/local/bin/orchestrator-entrypoint
 COPY deploy/init.sh /usr/local/bin/orchestrator-init

@@ -91,7 +91,7 @@ class Stack:
         return self.run("logs", "--no-color", "--tail", "60", check=False, timeout=60)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def stack(docker_client: docker.DockerClient) -> Iterator[Stack]:  # noqa: F811
     compose = compose_command()
     project = f"orchstack{uuid.uuid4().hex[:8]}"
@@ -178,6 +178,31 @@ def wait_for(what: str, probe: Any, stack: Stack, timeout: float) -> Any:
                 return last
         time.sleep(1)
     raise AssertionError(f"{what} within {timeout}s; last seen: {last}\n{stack.logs()}")
+
+
+def service_container(client: docker.DockerClient, stack: Stack, service: str) -> Any:
+    labels = [
+        f"com.docker.compose.project={stack.project}",
+        f"com.docker.compose.service={service}",
+    ]
+    (container,) = client.containers.list(filters={"label": labels})
+    return container
+
+
+def test_only_the_scheduler_has_the_docker_socket_and_nothing_runs_as_root(
+    stack: Stack,
+    docker_client: docker.DockerClient,  # noqa: F811
+) -> None:
+    for service, has_socket in (("scheduler", True), ("web", False), ("postgres", False)):
+        container = service_container(docker_client, stack, service)
+        targets = {mount["Destination"] for mount in container.attrs["Mounts"]}
+        assert ("/var/run/docker.sock" in targets) is has_socket, (service, targets)
+        if service != "postgres":
+            # where ORCH_HOME is the same path inside and on the host
+            assert str(stack.home) in targets, (service, targets)
+            status = container.exec_run(["cat", "/proc/1/status"]).output.decode()
+            uids = next(line for line in status.splitlines() if line.startswith("Uid:"))
+            assert uids.split()[1:] == ["10001"] * 4, (service, uids)
 
 
 def test_stack_runs_the_example_dag_triggered_through_the_api(stack: Stack) -> None:
