@@ -11,6 +11,10 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 # the browser tests (tests/browser) drive the system Chromium; Playwright downloads nothing
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# the docker-compose stack and its test (scripts/compose.sh takes either tool)
+if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+  missing+=(docker-compose)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
