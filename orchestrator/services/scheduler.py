@@ -77,6 +77,7 @@ from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
 from orchestrator.settings import Settings
+from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import sensor_pokes
 from orchestrator.store import task_instances as ti_store
@@ -207,6 +208,7 @@ class Scheduler:
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
         self._pass_outputs: dict[int, dict[str, Any]] = {}  # by run, for this pass's launches
+        self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes, read once a pass
         self._task_index: dict[int, dict[str, TaskSpec]] = {}
         self._specs: dict[str, tuple[str, DagSpec]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
@@ -357,7 +359,7 @@ class Scheduler:
         """One pass, one transaction; returns the launches to submit once it committed and
         the times something becomes due."""
         with session.begin():
-            self._pass_specs, self._pass_finished = {}, False
+            self._pass_specs, self._pass_finished, self._pass_targets = {}, False, None
             self._pass_running = None
             self._pass_notices = []
             self._pass_attempts, self._pass_outputs = {}, {}
@@ -398,10 +400,11 @@ class Scheduler:
         """Make what the session kept from earlier passes current.
 
         A sweep forgets everything (other processes may have cleared, marked or triggered).
-        Other passes compare the versions of the cached runs' task instances with the store
-        (one narrow query) and reload the changed ones; runs no longer running leave the
-        cache. Every write bumps a task instance's version, and the ORM refuses a write over
-        a stale one (StaleDataError: the pass is done again), so nothing is overwritten.
+        Other passes compare each cached run's count and sum of task instance versions with
+        the store (one row per run), then the versions of the runs that differ, and reload
+        the changed instances; runs no longer running leave the cache. Every write bumps a
+        task instance's version, and the ORM refuses a write over a stale one
+        (StaleDataError: the pass is done again), so nothing is overwritten.
         """
         if self._sweeping:
             self._forget_everything(session)
@@ -414,9 +417,16 @@ class Scheduler:
                 session.expire(ti)
             self._run_index.pop(run_pk, None)
             self._changed_tasks.pop(run_pk, None)
-        versions = run_store.ti_versions(session, list(self._run_cache))
+        sums = run_store.ti_version_sums(session, list(self._run_cache))
+        changed_runs = [
+            pk
+            for pk, tis in self._run_cache.items()
+            if sums.get(pk) != (len(tis), sum(ti.version for ti in tis))
+        ]
+        versions = run_store.ti_versions(session, changed_runs) if changed_runs else {}
         stale: list[int] = []
-        for run_pk, tis in list(self._run_cache.items()):
+        for run_pk in changed_runs:
+            tis = self._run_cache[run_pk]
             stored = versions.get(run_pk, {})
             if len(stored) != len(tis):  # instances added or deleted elsewhere: load again
                 del self._run_cache[run_pk]
@@ -599,20 +609,34 @@ class Scheduler:
 
     # ----------------------------------------------------------------- runs and readiness
     def _spec(self, session: Session, dag_id: str) -> DagSpec | None:
-        """The DAG's latest spec, read once per pass (parsed again only when it changed)."""
+        """The DAG's latest spec, checked once per pass (parsed again only when it changed)."""
         if dag_id in self._pass_specs:
             return self._pass_specs[dag_id]
-        row = session.get(DagRow, dag_id, populate_existing=True)  # files change under us
         spec: DagSpec | None = None
-        if row is not None:
+        known = self._target(session, dag_id)
+        if known is not None:
             cached = self._specs.get(dag_id)
-            if cached is not None and cached[0] == row.spec_hash:
+            if cached is not None and known in (cached[0], dag_store.INACTIVE):
                 spec = cached[1]
-            else:
-                spec = DagSpec.model_validate_json(row.spec_json)
-                self._specs[dag_id] = (row.spec_hash, spec)
+            else:  # new or changed on disk
+                row = session.get(DagRow, dag_id, populate_existing=True)
+                if row is not None:
+                    spec = DagSpec.model_validate_json(row.spec_json)
+                    self._specs[dag_id] = (row.spec_hash, spec)
         self._pass_specs[dag_id] = spec
         return spec
+
+    def _target(self, session: Session, dag_id: str) -> str | None:
+        """The DAG's spec hash (`inactive` when its file is gone; None when unknown), read for
+        every DAG at once, once per pass."""
+        if self._pass_targets is None:
+            self._pass_targets = dag_store.integrity_targets(session)
+        return self._pass_targets.get(dag_id)
+
+    def _integrity_target(self, session: Session, dag_id: str) -> str:
+        """What a run of the DAG must be checked against (see `integrity.target_hash`)."""
+        target = self._target(session, dag_id)
+        return integrity.NO_SPEC if target in (None, dag_store.INACTIVE) else target
 
     def _task(self, session: Session, dag_id: str, task_id: str) -> TaskSpec | None:
         """A task of the DAG's latest spec, or None if the DAG or the task is gone."""
@@ -709,7 +733,7 @@ class Scheduler:
         """Match running runs' task instances to their DAG's latest spec when it changed or
         the DAG is gone (see `scheduling.integrity`)."""
         for run in self._runs(session, RunState.RUNNING):
-            target = integrity.target_hash(session.get(DagRow, run.dag_id))
+            target = self._integrity_target(session, run.dag_id)
             if run.spec_hash == target:
                 continue
             spec = self._spec(session, run.dag_id) if target != integrity.NO_SPEC else None
@@ -1062,7 +1086,7 @@ class Scheduler:
         if TaskState(ti.state) not in ACTIVE_TASK_STATES:
             return
         spec = self._spec(session, ti.dag_id)
-        dag_active = integrity.target_hash(session.get(DagRow, ti.dag_id)) != integrity.NO_SPEC
+        dag_active = self._integrity_target(session, ti.dag_id) != integrity.NO_SPEC
         if spec is None or ti.task_id not in spec.task_ids or not dag_active:
             attempt = self._attempt(session, ti.id, try_number)
             integrity.finish_removed_attempt(
