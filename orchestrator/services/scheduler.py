@@ -26,7 +26,12 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from orchestrator.errors import PolicyViolation, TemplateError
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
-from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
+from orchestrator.models.states import (
+    ACTIVE_TASK_STATES,
+    FINISHED_TASK_STATES,
+    RunState,
+    TaskState,
+)
 from orchestrator.runtime.base import ContainerRuntime, Subscription
 from orchestrator.scheduling.attempts import AttemptEnd, Outcome, outcome
 from orchestrator.scheduling.readiness import TaskView, decide, run_outcome
@@ -87,6 +92,8 @@ log = logging.getLogger(__name__)
 
 #: Passes one tick makes at most while workers keep answering at once.
 _MAX_PASSES_PER_TICK = 50
+#: Task states in which an instance is done.
+_FINISHED_STATES = frozenset(state.value for state in FINISHED_TASK_STATES)
 #: Task states that wait for a time (a retry delay, a sensor's next poke).
 _WAITING_STATES = frozenset({TaskState.UP_FOR_RETRY.value, TaskState.UP_FOR_RESCHEDULE.value})
 
@@ -490,8 +497,8 @@ class Scheduler:
         Messages are handled without autoflush (their changes are flushed once, when the
         savepoint ends): they look rows up by key, and what one message changes never decides
         what a query for the next one finds."""
+        self._prefetch(session, messages)  # also makes the rows they name current
         if len(messages) > 1:
-            self._prefetch(session, messages)
             saved = self._pass_memory(report, after_commit)
             try:
                 with session.begin_nested(), session.no_autoflush:
@@ -516,7 +523,8 @@ class Scheduler:
     def _prefetch(self, session: Session, messages: list[object]) -> None:
         """Load the task instances, runs and attempts the messages name in a few queries, so
         handling each message finds them in the session instead of querying one by one."""
-        ti_ids = {m.ti_id for m in messages if isinstance(m, Launched | LaunchFailed | Harvested)}
+        kinds = Launched | LaunchFailed | Harvested | Lost
+        ti_ids = {m.ti_id for m in messages if isinstance(m, kinds)}
         containers = [m.container_id for m in messages if isinstance(m, Exited)]
         with session.no_autoflush:
             tis = ti_store.tis_by_ids(session, ti_ids, fresh=True)
@@ -839,6 +847,9 @@ class Scheduler:
     def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
         for run in self._watched(self._runs(session, RunState.RUNNING)):
             tis = self._run_tis(session, run.id)
+            # later instances are downstream ones: an unfinished run shows it at once there
+            if any(ti.state not in _FINISHED_STATES for ti in reversed(tis)):
+                continue
             views = {ti.task_id: TaskView(TaskState(ti.state)) for ti in tis if ti.map_index == -1}
             state = run_outcome(self._spec(session, run.dag_id), views)
             if state is None:

@@ -27,7 +27,7 @@ _ATTEMPTS = Base.metadata.tables[TaskAttemptRow.__tablename__]
 _SET_TI_CONTAINER = (
     update(_TIS)
     .where(_TIS.c.id == bindparam("ti"), _TIS.c.try_number == bindparam("try"))
-    .values(container_id=bindparam("cid"), version=_TIS.c.version + 1)
+    .values(container_id=bindparam("cid"))
 )
 _SET_ATTEMPT_CONTAINER = (
     update(_ATTEMPTS)
@@ -125,8 +125,10 @@ def set_container_id(
     """Persist the container id of an attempt (done before the container is started), and
     where the container's output will begin in the attempt's log file.
 
-    Plain SQL on the session's connection: the ORM objects of other sessions that hold
-    these rows are not this function's concern."""
+    Plain SQL on the session's connection, and the task instance's version is left alone:
+    the scheduler, which keeps task instances between passes, reloads the ones its
+    messages name (their container ids with them) and never writes a container id while a
+    launch is under way, so nothing it writes can overwrite this one."""
     values = {"ti": ti_id, "try": try_number, "cid": container_id, "offset": log_offset}
     connection = session.connection()
     connection.execute(_SET_TI_CONTAINER, values)
