@@ -12,6 +12,7 @@ from orchestrator.services import users as user_service
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import users as user_store
+from orchestrator.web.actions import audited
 from orchestrator.web.auth import Principal, api_user
 from orchestrator.web.schemas import (
     ImportErrorOut,
@@ -62,16 +63,8 @@ def set_pool(
     user: Principal = Depends(api_user(Role.ADMIN)),
 ) -> PoolOut:
     """Create a pool or resize it."""
-    with state.sessions.begin() as session:
-        pool = pool_service.set_pool(session, name, body.slots, body.description)
-        user_store.record_audit(
-            session,
-            at=state.clock.now(),
-            username=user.username,
-            action="pool.set",
-            detail=f"{name}: {body.slots} slots",
-        )
-        return pool_out(pool)
+    with audited(state, user, "pool.set", detail=f"{name}: {body.slots} slots") as audit:
+        return pool_out(pool_service.set_pool(audit.session, name, body.slots, body.description))
 
 
 @router.delete("/pools/{name}", status_code=status.HTTP_204_NO_CONTENT, tags=["pools"])
@@ -81,15 +74,8 @@ def delete_pool(
     user: Principal = Depends(api_user(Role.ADMIN)),
 ) -> Response:
     """Delete a pool no task instance is using (`default_pool` cannot be deleted)."""
-    with state.sessions.begin() as session:
-        pool_service.delete_pool(session, name)
-        user_store.record_audit(
-            session,
-            at=state.clock.now(),
-            username=user.username,
-            action="pool.delete",
-            detail=name,
-        )
+    with audited(state, user, "pool.delete", detail=name) as audit:
+        pool_service.delete_pool(audit.session, name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,15 +96,9 @@ def create_user(
     state: WebState = Depends(web_state),
     user: Principal = Depends(api_user(Role.ADMIN)),
 ) -> UserOut:
-    now = state.clock.now()
-    with state.sessions.begin() as session:
-        row = user_service.create_user(session, body.username, body.password, Role(body.role), now)
-        user_store.record_audit(
-            session,
-            at=now,
-            username=user.username,
-            action="user.create",
-            detail=f"{body.username} ({body.role})",
+    with audited(state, user, "user.create", detail=f"{body.username} ({body.role})") as audit:
+        row = user_service.create_user(
+            audit.session, body.username, body.password, Role(body.role), audit.now
         )
         return UserOut(username=row.username, role=row.role, created_at=row.created_at)
 
@@ -129,15 +109,8 @@ def delete_user(
     state: WebState = Depends(web_state),
     user: Principal = Depends(api_user(Role.ADMIN)),
 ) -> Response:
-    with state.sessions.begin() as session:
-        user_service.delete_user(session, username)
-        user_store.record_audit(
-            session,
-            at=state.clock.now(),
-            username=user.username,
-            action="user.delete",
-            detail=username,
-        )
+    with audited(state, user, "user.delete", detail=username) as audit:
+        user_service.delete_user(audit.session, username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
