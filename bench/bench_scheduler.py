@@ -65,8 +65,9 @@ def measure(shape: str, parallelism: int) -> dict[str, float]:
 
     from orchestrator.models.states import RunState
     from orchestrator.runtime.fake import FakeRuntime
+    from orchestrator.services.executors import InlineExecutor
     from orchestrator.services.runs import trigger_run
-    from orchestrator.services.scheduler import InlineExecutor, Scheduler
+    from orchestrator.services.scheduler import Scheduler
     from orchestrator.settings import Settings
     from orchestrator.store import dags as dag_store
     from orchestrator.store.engine import make_engine, make_session_factory, upgrade

@@ -13,7 +13,7 @@ log file saying what was decided), so `runs show` and `tasks logs` work for it t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -36,15 +36,13 @@ from orchestrator.services.containers import AttemptKey, log_path
 from orchestrator.services.logs import LogFile
 from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.services.runs import trigger_run, triggerable_spec
+from orchestrator.services.set_state import SetState, SkipTasks
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRunRow, TaskAttemptRow, TaskInstanceRow
 from orchestrator.templating import build_context, render_string
-
-SetState = Callable[[Session, TaskInstanceRow, TaskState, datetime, str | None], None]
-Skip = Callable[[Session, int, Iterable[str], str, datetime], None]
 
 
 def branch_outcome(
@@ -68,7 +66,7 @@ def branch_outcome(
 class ControlTasks:
     """Decides and applies the outcome of tasks the scheduler runs itself."""
 
-    def __init__(self, settings: Settings, set_state: SetState, skip: Skip) -> None:
+    def __init__(self, settings: Settings, set_state: SetState, skip: SkipTasks) -> None:
         self._settings = settings
         self._set_state = set_state
         self._skip = skip

@@ -9,7 +9,6 @@ comparison per run and pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -18,12 +17,11 @@ from orchestrator.models.specs import DagSpec
 from orchestrator.models.states import TaskState
 from orchestrator.scheduling.attempts import AttemptEnd, describe_failure
 from orchestrator.scheduling.integrity import IntegrityDecisions, verify_integrity
+from orchestrator.services.set_state import SetState
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
 
 #: The `spec_hash` of a run whose DAG is gone or inactive (no spec has an empty hash).
 NO_SPEC = ""
-
-SetState = Callable[[Session, TaskInstanceRow, TaskState, datetime, str | None], None]
 
 
 def target_hash(dag: DagRow | None) -> str:

@@ -7,7 +7,7 @@ The decisions (what the expansion is, the aggregate state, which retries are due
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +24,9 @@ from orchestrator.scheduling.mapping import (
     expand,
 )
 from orchestrator.scheduling.readiness import TaskView
+from orchestrator.services.set_state import SetState
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
 from orchestrator.templating import RenderedTask, SecretSource, render_task
-
-#: The scheduler's state setter: (session, task instance, new state, now, detail).
-SetState = Callable[[Session, TaskInstanceRow, TaskState, datetime, str | None], None]
 
 
 def instances_by_task(tis: Iterable[TaskInstanceRow]) -> dict[str, dict[int, TaskInstanceRow]]:

@@ -21,8 +21,9 @@ from orchestrator.models.sensors import SensorSpec
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import RunState
 from orchestrator.runtime.fake import UNSET, FakeBehavior, FakeRuntime
+from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
-from orchestrator.services.scheduler import InlineExecutor, Scheduler
+from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store

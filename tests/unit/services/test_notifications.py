@@ -24,9 +24,10 @@ from orchestrator.models.notifiers import (
 )
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
+from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.notifications import Notice, NotificationService
 from orchestrator.services.runs import trigger_run
-from orchestrator.services.scheduler import InlineExecutor, Scheduler
+from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import notifications as notification_store

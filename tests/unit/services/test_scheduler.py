@@ -15,8 +15,9 @@ from orchestrator.models.launch import LABEL_DAG, LABEL_TRY, LaunchRequest
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import RunState
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
+from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
-from orchestrator.services.scheduler import InlineExecutor, Scheduler
+from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store

@@ -53,7 +53,7 @@ def test_a_missed_change_is_refused_at_write_and_the_pass_done_again(
     h = make(hang)
     run_id = h.trigger(spec(t("a")))
     h.tick(2)
-    cached = h.scheduler._run_cache  # what the session kept
+    cached = h.scheduler._view._run_cache  # what the session kept
     assert cached
     # blind the checks: every run looks unchanged, and rows named by messages are not reloaded
     monkeypatch.setattr(

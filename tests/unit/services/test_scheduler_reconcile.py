@@ -23,8 +23,9 @@ from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, S
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.scheduling.reconcile import Action
 from orchestrator.services.containers import instance_labels
+from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
-from orchestrator.services.scheduler import InlineExecutor, Scheduler
+from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store

@@ -1,0 +1,291 @@
+"""What the scheduler knows of the store, kept current from one pass to the next.
+
+The scheduler uses one long-lived session. Objects stay usable after each pass's commit, so
+the task instances of running runs are loaded once and then kept (`run_tis`). Before each
+pass `begin_pass` makes them current:
+
+- A sweep forgets everything (other processes may have cleared, marked or triggered).
+- Other passes compare each cached run's count and sum of task instance versions with the
+  store (one row per run), then the versions of the runs that differ, and reload the changed
+  instances. Runs no longer running leave the cache.
+
+Every write bumps a task instance's version, and the ORM refuses a write over a stale one
+(StaleDataError: the scheduler does the pass again after `forget`), so nothing is
+overwritten. Which runs a pass decides about: all of them in a sweep, else those whose task
+instances changed (`watched`); within a run, the tasks whose inputs changed (`candidates`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from orchestrator.models.specs import DagSpec, TaskSpec
+from orchestrator.models.states import RunState
+from orchestrator.services import integrity
+from orchestrator.services.mapping import instances_by_task
+from orchestrator.settings import Settings
+from orchestrator.store import dags as dag_store
+from orchestrator.store import runs as run_store
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
+
+#: A run's task instances by task id, and its mapped instances by task id and map index.
+RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
+
+
+class StoreView:
+    """The scheduler's session and what it keeps: specs, running runs' task instances, and
+    which runs and tasks changed since they were last decided about."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        run_filter: Callable[[DagRunRow], bool],
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._run_filter = run_filter
+        self._session: Session | None = None
+        self._specs: dict[str, tuple[str, DagSpec]] = {}  # by dag id: (spec hash, spec)
+        self._task_index: dict[int, dict[str, TaskSpec]] = {}
+        # the task instances of running runs, kept across passes
+        self._run_cache: dict[int, list[TaskInstanceRow]] = {}
+        # per cached run: its list and length when indexed, and the index
+        self._run_index: dict[int, tuple[list[TaskInstanceRow], int, RunIndex]] = {}
+        # per run: tasks whose instances changed since the run's last readiness decision
+        self._changed_tasks: dict[int, set[str]] = {}
+        self._touched: set[int] = set()  # runs whose task instances changed this pass
+        self._changed: set[int] = set()  # ... and in the pass before
+        self.sweeping = True
+        self._last_sweep: datetime | None = None
+        # for one pass
+        self._pass_specs: dict[str, DagSpec | None] = {}
+        self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes
+        self._pass_running: list[DagRunRow] | None = None
+        self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
+
+    # ----------------------------------------------------------------- passes
+    def session(self) -> Session:
+        """The session every pass uses, kept between passes with what it loaded."""
+        if self._session is None:
+            self._session = self._sessions()
+        return self._session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def plan_pass(
+        self, now: datetime, *, first: bool, messages: bool, deadline: datetime | None
+    ) -> None:
+        """Decide whether the next pass sweeps (looks at every running run).
+
+        Passes driven by the scheduler's own events (container exits, launches) only need
+        the runs those events touched. Every other pass sweeps: the first pass of a tick
+        that no event started (a poll, a wake-up: other processes may have cleared or marked
+        tasks), a pass at or after a retry, reschedule or timeout `deadline`, and at least
+        one pass per `trigger_poll_interval`.
+        """
+        self.sweeping = (
+            self._last_sweep is None
+            or (first and not messages)
+            or (deadline is not None and now >= deadline)
+            or (now - self._last_sweep).total_seconds() >= self._settings.trigger_poll_interval
+        )
+        if self.sweeping:
+            self._last_sweep = now
+
+    def begin_pass(self, session: Session) -> None:
+        """Reset the pass's caches and make the kept task instances current."""
+        self._pass_specs, self._pass_targets, self._pass_running = {}, None, None
+        self._pass_attempts = {}
+        self._changed, self._touched = self._touched, set()
+        if self.sweeping:
+            self.forget(session)
+            return
+        if not self._run_cache:
+            return
+        running = {run.id for run in self.runs(session, RunState.RUNNING)}
+        for run_pk in [pk for pk in self._run_cache if pk not in running]:
+            self._drop_run(session, run_pk)
+        sums = run_store.ti_version_sums(session, list(self._run_cache))
+        changed_runs = [
+            pk
+            for pk, tis in self._run_cache.items()
+            if sums.get(pk) != (len(tis), sum(ti.version for ti in tis))
+        ]
+        versions = run_store.ti_versions(session, changed_runs) if changed_runs else {}
+        stale: list[int] = []
+        for run_pk in changed_runs:
+            tis = self._run_cache[run_pk]
+            stored = versions.get(run_pk, {})
+            if len(stored) != len(tis):  # instances added or deleted elsewhere: load again
+                self._drop_run(session, run_pk)
+                continue
+            stale += [ti.id for ti in tis if stored.get(ti.id) != ti.version]
+        for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
+            self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
+
+    def _drop_run(self, session: Session, run_pk: int) -> None:
+        for ti in self._run_cache.pop(run_pk, ()):
+            session.expire(ti)
+        self._run_index.pop(run_pk, None)
+        self._changed_tasks.pop(run_pk, None)
+
+    def forget(self, session: Session) -> None:
+        """Forget everything kept (a sweep decides about every task of every run)."""
+        session.expire_all()
+        self._run_cache.clear()
+        self._run_index.clear()
+        self._changed_tasks.clear()
+
+    def after_rollback(self) -> None:
+        """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
+        self._run_cache, self._run_index = {}, {}
+        self._pass_running, self._pass_attempts = None, {}
+        self._last_sweep = None  # the next pass sweeps
+
+    def prefetch(self, session: Session, ti_ids: Iterable[int], containers: list[str]) -> None:
+        """Load (again) the task instances, their runs and attempts that messages name, in a
+        few queries, so handling each message finds them in the session, current."""
+        with session.no_autoflush:
+            tis = ti_store.tis_by_ids(session, set(ti_ids), fresh=True)
+            tis += ti_store.tis_by_containers(session, containers, fresh=True)
+            run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
+            keys = [(ti.id, ti.try_number) for ti in tis]
+            self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
+
+    # ----------------------------------------------------------------- changes
+    def note_change(self, ti: TaskInstanceRow) -> None:
+        """The scheduler changed this task instance's state."""
+        self._touched.add(ti.dag_run_id)
+        self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
+
+    def reload_run(self, run_pk: int) -> None:
+        """Instances were added to the run: load its list again and decide about it."""
+        self._run_cache.pop(run_pk, None)
+        self._touched.add(run_pk)
+
+    def runs_started(self) -> None:
+        """Runs started this pass: read the running runs again and sweep."""
+        self._pass_running = None
+        self.sweeping = True
+
+    def watched(self, runs: list[DagRunRow]) -> list[DagRunRow]:
+        """The running runs this pass decides about."""
+        if self.sweeping:
+            return runs
+        return [run for run in runs if run.id in self._changed or run.id in self._touched]
+
+    def take_changed(self, run_pk: int) -> set[str]:
+        """The run's tasks whose instances changed since this was last asked."""
+        return self._changed_tasks.pop(run_pk, set())
+
+    @staticmethod
+    def candidates(spec: DagSpec, changed: set[str], waiting: Iterable[str]) -> set[str]:
+        """The tasks whose readiness may have changed since the run's last decision: those
+        whose instances changed and their children, those waiting out a retry or reschedule
+        (`waiting`), and those that depend on the past (the previous run changes outside
+        this run)."""
+        only = set(changed)
+        for task_id in changed:
+            only.update(spec.downstream_map.get(task_id, ()))
+        only.update(waiting)
+        only.update(task.task_id for task in spec.tasks if task.depends_on_past)
+        return only
+
+    # ----------------------------------------------------------------- reads
+    def spec(self, session: Session, dag_id: str) -> DagSpec | None:
+        """The DAG's latest spec, checked once per pass (parsed again only when it changed)."""
+        if dag_id in self._pass_specs:
+            return self._pass_specs[dag_id]
+        spec: DagSpec | None = None
+        known = self._target(session, dag_id)
+        if known is not None:
+            cached = self._specs.get(dag_id)
+            if cached is not None and known in (cached[0], dag_store.INACTIVE):
+                spec = cached[1]
+            else:  # new or changed on disk
+                row = session.get(DagRow, dag_id, populate_existing=True)
+                if row is not None:
+                    spec = DagSpec.model_validate_json(row.spec_json)
+                    self._specs[dag_id] = (row.spec_hash, spec)
+        self._pass_specs[dag_id] = spec
+        return spec
+
+    def spec_version(self, dag_id: str) -> str:
+        """The hash of the DAG's spec read this pass (keys caches derived from the spec)."""
+        cached = self._specs.get(dag_id)
+        return cached[0] if cached is not None else ""
+
+    def _target(self, session: Session, dag_id: str) -> str | None:
+        """The DAG's spec hash (`inactive` when its file is gone; None when unknown), read for
+        every DAG at once, once per pass."""
+        if self._pass_targets is None:
+            self._pass_targets = dag_store.integrity_targets(session)
+        return self._pass_targets.get(dag_id)
+
+    def integrity_target(self, session: Session, dag_id: str) -> str:
+        """What a run of the DAG must be checked against (see `integrity.target_hash`)."""
+        target = self._target(session, dag_id)
+        return integrity.NO_SPEC if target in (None, dag_store.INACTIVE) else target
+
+    def task(self, session: Session, dag_id: str, task_id: str) -> TaskSpec | None:
+        """A task of the DAG's latest spec, or None if the DAG or the task is gone."""
+        spec = self.spec(session, dag_id)
+        if spec is None:
+            return None
+        index = self._task_index.get(id(spec))
+        if index is None:
+            index = {t.task_id: t for t in spec.tasks}
+            self._task_index = {id(spec): index}  # one DAG's index is enough to keep warm
+        return index.get(task_id)
+
+    def run_tis(self, session: Session, run_pk: int) -> list[TaskInstanceRow]:
+        """A run's task instances, loaded once and kept current."""
+        tis = self._run_cache.get(run_pk)
+        if tis is None:
+            tis = self._run_cache[run_pk] = run_store.task_instances(session, run_pk)
+        return tis
+
+    def load_tis(self, session: Session, runs: Iterable[DagRunRow]) -> None:
+        """Load the task instances of these runs that are not kept, together."""
+        missing = {run.id for run in runs} - self._run_cache.keys()
+        if len(missing) > 1:
+            self._run_cache.update(run_store.task_instances_of_runs(session, missing))
+
+    def index(self, session: Session, run_pk: int) -> tuple[RunIndex, bool]:
+        """A run's instances by task (and mapped ones by task and index), kept while its
+        list is unchanged; True when built anew."""
+        tis = self.run_tis(session, run_pk)
+        entry = self._run_index.get(run_pk)
+        if entry is not None and entry[0] is tis and entry[1] == len(tis):
+            return entry[2], False
+        by_task = {ti.task_id: ti for ti in tis if ti.map_index == -1}
+        instances = instances_by_task(tis)
+        self._run_index[run_pk] = (tis, len(tis), (by_task, instances))
+        return (by_task, instances), True
+
+    def runs(self, session: Session, state: RunState) -> list[DagRunRow]:
+        """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
+        if state == RunState.RUNNING and self._pass_running is not None:
+            return [r for r in self._pass_running if r.state == RunState.RUNNING.value]
+        runs = [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
+        if state == RunState.RUNNING:
+            self._pass_running = runs
+        return runs
+
+    def attempt(self, session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
+        """The attempt row of a try. It was stored when the try was queued, in an earlier
+        pass, so the query need not flush this pass's changes first (flushing per message
+        would cost more than the whole message)."""
+        attempt = self._pass_attempts.get((ti_id, try_number))
+        if attempt is not None:
+            return attempt
+        with session.no_autoflush:
+            return ti_store.get_attempt(session, ti_id, try_number)
