@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import PolicyViolation, TemplateError
+from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import ACTIVE_TASK_STATES, TaskState
 from orchestrator.scheduling.attempts import AttemptEnd, Outcome, outcome
@@ -29,13 +30,12 @@ from orchestrator.services.containers import (
 from orchestrator.services.control_tasks import branch_outcome
 from orchestrator.services.logs import LogFile
 from orchestrator.services.mapping import render_attempt
-from orchestrator.services.run_context import run_info
 from orchestrator.services.scheduler_view import StoreView
 from orchestrator.services.secrets import secret_source
 from orchestrator.services.set_state import SetState, SkipTasks
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
-from orchestrator.store.tables import DagRunRow, TaskAttemptRow, TaskInstanceRow
+from orchestrator.store.tables import TaskAttemptRow, TaskInstanceRow
 
 
 class AttemptRecords:
@@ -61,8 +61,8 @@ class AttemptRecords:
         session: Session,
         spec: DagSpec,
         task: TaskSpec,
-        run: DagRunRow,
         ti: TaskInstanceRow,
+        info: RunInfo,
         outputs: dict[str, Any],
         now: datetime,
     ) -> LaunchJob | None:
@@ -82,7 +82,6 @@ class AttemptRecords:
         poke = sensor_pokes.next_poke_number(session, ti.id, ti.try_number) if task.sensor else 0
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number, poke)
         path = log_path(self._settings, key)
-        info = run_info(spec, run)
         name = container_name(self._settings.instance_name, key)
         if poke:
             sensor_pokes.begin_poke(session, ti.id, ti.try_number, poke, name, now)

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
 from orchestrator.models.states import (
     ACTIVE_TASK_STATES,
@@ -61,7 +62,7 @@ from orchestrator.services.notifications import (
 )
 from orchestrator.services.readiness_step import ReadinessStep
 from orchestrator.services.reconcile import Reconciler, ReconcileReport
-from orchestrator.services.run_context import outputs_of
+from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.services.run_planner import RunPlanner
 from orchestrator.services.scheduler_view import StoreView
 from orchestrator.services.sla import SlaMonitor
@@ -180,7 +181,8 @@ class Scheduler:
             lambda container_id: self._stops.stopping.discard(container_id),
         )
         self._pass_finished = False
-        self._pass_outputs: dict[int, dict[str, Any]] = {}  # by run, for this pass's launches
+        # by run, for this pass's launches: what templates know of it, and its outputs
+        self._pass_runs: dict[int, tuple[RunInfo, dict[str, Any]]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
         self._slots = SlotPlanner(settings.parallelism)
@@ -321,7 +323,7 @@ class Scheduler:
         """One pass, one transaction; returns the launches to submit once it committed and
         the times something becomes due."""
         with session.begin():
-            self._pass_finished, self._pass_notices, self._pass_outputs = False, [], {}
+            self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
             self._handle_all(session, messages, now, report, after_commit)
             plan_at = self._plan_runs(session, now, report)
@@ -608,10 +610,11 @@ class Scheduler:
         now: datetime,
         report: TickReport,
     ) -> LaunchJob | None:
-        outputs = self._pass_outputs.get(run.id)
-        if outputs is None:  # the same for every launch of the run in this pass
-            outputs = self._pass_outputs[run.id] = outputs_of(self._view.run_tis(session, run.id))
-        job = self._attempts.prepare(session, spec, task, run, ti, outputs, now)
+        known = self._pass_runs.get(run.id)
+        if known is None:  # the same for every launch of the run in this pass
+            outputs = outputs_of(self._view.run_tis(session, run.id))
+            known = self._pass_runs[run.id] = (run_info(spec, run), outputs)
+        job = self._attempts.prepare(session, spec, task, ti, *known, now)
         if job is None:
             report.finished += 1
         return job
