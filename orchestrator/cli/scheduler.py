@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
+import sys
 import threading
+import time
 from datetime import datetime
 from types import FrameType
 from typing import Annotated, Any
@@ -62,6 +65,35 @@ def scheduler(
     runtime = connect_runtime(context.settings, context.clock, stop, lambda: context.runtime)
     if runtime is not None:
         run_scheduler(context.settings, sessions, runtime, context.clock, stop)
+    _exit_without_waiting(EXIT_GRACE_SECONDS)
+
+
+#: How long a stopping scheduler lets its workers finish the engine calls they are in.
+EXIT_GRACE_SECONDS = 2.0
+
+
+def _exit_without_waiting(grace: float) -> None:
+    """Leave once the workers' engine calls in progress are done, or after `grace` seconds.
+
+    The interpreter's exit would wait for every worker thread, and one may be in a call that
+    takes long (stopping a container that ignores SIGTERM waits out its grace period; a pull):
+    a SIGTERM must end the process within seconds. What such a call did not finish, the next
+    start's reconciliation does, as after a crash."""
+    deadline = time.monotonic() + grace
+    current = threading.current_thread()
+    workers = [t for t in threading.enumerate() if t is not current and not t.daemon]
+    for worker in workers:
+        worker.join(max(deadline - time.monotonic(), 0.0))
+    busy = [worker.name for worker in workers if worker.is_alive()]
+    if not busy:
+        return
+    logging.getLogger("orchestrator.scheduler").warning(
+        "leaving %d engine call(s) in progress (%s) to the next start", len(busy), ", ".join(busy)
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 @app.command("status")

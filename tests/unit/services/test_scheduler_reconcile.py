@@ -89,6 +89,7 @@ class CrashingRuntime(ContainerRuntime):
         return self.inner.exit_status(container_id)
 
     def stop(self, container_id: str, grace_seconds: float) -> None:
+        self._maybe_crash("before_stop")
         self.inner.stop(container_id, grace_seconds)
 
     def remove(self, container_id: str) -> None:
@@ -253,6 +254,35 @@ def test_a_running_container_is_adopted_and_its_log_resumed_without_gaps_or_repe
     assert (ti.state, ti.try_number, ti.exit_code) == ("success", 1, 0)
     assert world.log_of(ti.id) == "before 1\nbefore 2\nwhile down\nafter 1\n"
     assert len(world.engine.created) == 1 and len(world.engine.started) == 1
+
+
+def test_a_timeout_whose_stop_a_crash_cut_short_is_enforced_after_the_restart(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Killed after recording "timed out, stop it" and before the engine heard the stop: the
+    restarted scheduler stops the container, and the task fails as timed out, once."""
+    world = World(settings, sessions, clock, hanging)
+    run_id = world.trigger(spec(t("a", execution_timeout=timedelta(seconds=60))))
+    doomed = CrashingRuntime(world.engine, "before_stop")
+    first = world.scheduler(doomed)
+    first.tick(clock.now())
+    first.tick(clock.now())
+    assert world.tis(run_id)["a"].state == "running"
+    clock.advance(seconds=61)
+    first.tick(clock.now())
+    assert doomed.dead, "the first scheduler should have crashed"
+    del first
+    (container_id,) = world.engine.containers
+    assert world.engine.container(container_id).status == "running"  # never told to stop
+
+    second = world.scheduler()
+    assert second.reconcile(clock.now()).actions == {Action.ADOPT: 1}
+    world.run_until_done(second, run_id)
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number) == ("failed", 1)
+    assert ti.state_detail is not None and "timed out" in ti.state_detail
+    assert [call for call in world.engine.calls if call[0] == "stop"] == [("stop", container_id)]
+    assert len(world.engine.started) == 1
 
 
 def test_an_attempt_whose_container_vanished_is_lost_and_retried(
