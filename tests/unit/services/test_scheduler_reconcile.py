@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.models.launch import ContainerExit, ContainerInfo, LaunchRequest
 from orchestrator.models.secrets import SecretRef
 from orchestrator.models.specs import DagSpec, PullPolicy, TaskSpec
-from orchestrator.models.states import RunState
+from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, Subscription
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.scheduling.reconcile import Action
+from orchestrator.services.clearing import clear, mark_task
 from orchestrator.services.containers import instance_labels
 from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
@@ -283,6 +284,50 @@ def test_a_timeout_whose_stop_a_crash_cut_short_is_enforced_after_the_restart(
     assert ti.state_detail is not None and "timed out" in ti.state_detail
     assert [call for call in world.engine.calls if call[0] == "stop"] == [("stop", container_id)]
     assert len(world.engine.started) == 1
+
+
+@pytest.mark.parametrize("change", ["clear", "mark"])
+def test_a_running_task_cleared_or_marked_while_the_scheduler_was_down_is_stopped_after_it(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock, change: str
+) -> None:
+    """The user's change waits in the store; the restarted scheduler stops the old container
+    (never adopting it for good) and applies it: a cleared task runs again, a marked one
+    keeps its mark. Nothing is left running."""
+
+    def script(request: LaunchRequest) -> FakeBehavior:
+        first_try = request.labels["orch.try_number"] == "1"
+        return FakeBehavior(
+            hang=first_try, logs=b"try %s\n" % request.labels["orch.try_number"].encode()
+        )
+
+    world = World(settings, sessions, clock, script)
+    run_id = world.trigger(spec(t("a")))
+    doomed = CrashingRuntime(world.engine, None)
+    first = world.scheduler(doomed)
+    first.tick(clock.now())
+    first.tick(clock.now())
+    (old,) = world.engine.containers
+    assert world.tis(run_id)["a"].state == "running"
+    doomed.dead = True
+    del first
+    with sessions.begin() as session:
+        if change == "clear":
+            clear(session, "d", run_id, ["a"], now=clock.now())
+        else:
+            mark_task(session, "d", run_id, "a", TaskState.SUCCESS, now=clock.now())
+
+    second = world.scheduler()
+    second.reconcile(clock.now())
+    world.run_until_done(second, run_id)
+    ti = world.tis(run_id)["a"]
+    assert ("stop", old) in world.engine.calls and old not in world.engine.containers
+    if change == "clear":
+        assert (ti.state, ti.try_number, ti.exit_code) == ("success", 2, 0)
+        assert len(world.engine.started) == 2
+    else:
+        assert (ti.state, ti.try_number) == ("success", 1)
+        assert len(world.engine.started) == 1
+    assert world.engine.containers == {}
 
 
 def test_an_attempt_whose_container_vanished_is_lost_and_retried(
