@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     """Key signing the web server's session cookies. Unset: one is generated on first start
     and kept in `<home>/web-secret-key`, so restarts keep sessions."""
     scheduler_stale_after: float = Field(default=180.0, gt=0)
-    """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy."""
+    """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy and
+    `orchestrator scheduler status` not running."""
 
     @field_validator("allowed_mount_roots", mode="before")
     @classmethod
