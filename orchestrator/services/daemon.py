@@ -10,7 +10,8 @@ shows it); a stop on a signal stamps `stopped_at`.
 
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
-that ended meanwhile and launches what was recorded but never created.
+that ended meanwhile and launches what was recorded but never created. A scheduler started
+while the engine cannot be reached waits for it (`connect_runtime`).
 """
 
 from __future__ import annotations
