@@ -132,7 +132,11 @@ def main() -> None:
             "task instance": "/dags/big/runs/scheduled__2026-01-01T05:00:00+00:00/tasks/t3",
         }
         with TestClient(create_app(settings, sessions)) as client:
-            client.post("/login", data={"username": "bench", "password": "bench"})
+            form = client.get("/login").text
+            token = form.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+            client.post(
+                "/login", data={"username": "bench", "password": "bench", "csrf_token": token}
+            )
             timings: dict[str, list[float]] = {name: [] for name in pages}
             for _ in range(args.rounds):
                 for name, path in pages.items():

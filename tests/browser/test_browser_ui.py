@@ -117,3 +117,25 @@ def test_a_running_attempt_s_log_is_followed_live(
     assert "done" in page.inner_text("pre.log")
     assert page.locator("text=following…").count() == 0
     page.screenshot(path=str(screenshots / "11-log-finished.png"), full_page=True)
+
+
+def test_a_form_without_the_session_s_csrf_token_is_refused(
+    site: Site, browser_page: Any, screenshots: Path
+) -> None:
+    page = browser_page
+    sign_in(page, site, "/dags/sales")
+    page.wait_for_selector("text=No runs yet.")
+    # a script posting the form's fields but not the token (what another site would send)
+    status = page.evaluate(
+        """() => fetch('/dags/sales/trigger', {
+                method: 'POST', body: new URLSearchParams({conf: '{}'})
+            }).then(response => response.status)"""
+    )
+    assert status == 403
+    page.click("text=Trigger a run…")
+    page.eval_on_selector('form.trigger input[name="csrf_token"]', "input => input.remove()")
+    page.click('button:has-text("Trigger")')
+    page.wait_for_selector("text=CSRF token")
+    page.screenshot(path=str(screenshots / "12-csrf-refused.png"), full_page=True)
+    with site.sessions() as session:
+        assert run_store.count_runs(session, "sales") == 0

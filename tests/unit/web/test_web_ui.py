@@ -17,14 +17,11 @@ from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import users as user_store
 from tests.unit.services.test_scheduler import t
-from tests.unit.web.conftest import PASSWORDS, Web
+from tests.unit.web.conftest import Web
 
 
 def sign_in(web: Web, role: Role) -> None:
-    response = web.client.post(
-        "/login", data={"username": role.value, "password": PASSWORDS[role], "next": "/"}
-    )
-    assert response.status_code == 200
+    web.sign_in(role)
 
 
 def run_page(web: Web) -> str:
@@ -163,7 +160,7 @@ def test_a_viewer_sees_no_action_buttons_and_cannot_post_them(web: Web) -> None:
         (run_page(web) + "/tasks/a/mark", {"state": "failed"}),
     ]
     for path, data in posts:
-        assert web.client.post(path, data=data).status_code == 403, path
+        assert web.post_form(path, data).status_code == 403, path
     assert run_count(web) == 1 and audit_actions(web) == []
 
 
@@ -182,7 +179,7 @@ def test_trigger_with_bad_conf_shows_the_error_and_creates_nothing(
     web: Web, conf: str, message: str
 ) -> None:
     sign_in(web, Role.OPERATOR)
-    response = web.client.post("/dags/d/trigger", data={"conf": conf})
+    response = web.post_form("/dags/d/trigger", data={"conf": conf})
     assert response.status_code == 422
     assert 'class="error trigger-error"' in response.text and message in response.text
     assert run_count(web) == 1 and audit_actions(web) == []
@@ -191,7 +188,7 @@ def test_trigger_with_bad_conf_shows_the_error_and_creates_nothing(
 def test_trigger_queues_a_run_and_records_it(web: Web) -> None:
     web.harness.clock.advance(minutes=1)
     sign_in(web, Role.OPERATOR)
-    response = web.client.post("/dags/d/trigger", data={"conf": '{"rows": 5}'})
+    response = web.post_form("/dags/d/trigger", data={"conf": '{"rows": 5}'})
     assert response.status_code == 200 and "Triggered manual__" in response.text
     assert run_count(web) == 2
     assert audit_actions(web) == [("trigger", '{"rows": 5}')]
@@ -199,9 +196,7 @@ def test_trigger_queues_a_run_and_records_it(web: Web) -> None:
 
 def test_clear_with_downstream_resets_both_tasks_and_is_audited(web: Web) -> None:
     sign_in(web, Role.OPERATOR)
-    response = web.client.post(
-        run_page(web) + "/clear", data={"task_id": "a", "downstream": "true"}
-    )
+    response = web.post_form(run_page(web) + "/clear", data={"task_id": "a", "downstream": "true"})
     assert response.status_code == 200 and "Cleared:" in response.text
     states = {k: v.state for k, v in web.harness.tis(web.run_id).items()}
     assert states == {"a": "none", "b": "none"}
@@ -211,23 +206,23 @@ def test_clear_with_downstream_resets_both_tasks_and_is_audited(web: Web) -> Non
 
 def test_mark_task_and_run_change_state_and_are_audited(web: Web) -> None:
     sign_in(web, Role.OPERATOR)
-    web.client.post(run_page(web) + "/tasks/b/mark", data={"state": "failed"})
+    web.post_form(run_page(web) + "/tasks/b/mark", data={"state": "failed"})
     assert web.harness.tis(web.run_id)["b"].state == "failed"
-    web.client.post(run_page(web) + "/mark", data={"state": "success"})
+    web.post_form(run_page(web) + "/mark", data={"state": "success"})
     assert web.harness.run_state(web.run_id).value == "success"
     assert [a for a, _ in audit_actions(web)] == ["mark", "mark"]
-    refused = web.client.post(run_page(web) + "/mark", data={"state": "running"})
+    refused = web.post_form(run_page(web) + "/mark", data={"state": "running"})
     assert "Not marked" in refused.text
 
 
 def test_pause_and_unpause_change_the_flag_and_are_audited(web: Web) -> None:
     sign_in(web, Role.OPERATOR)
-    web.client.post("/dags/d/pause", data={"paused": "true", "next": "/"})
+    web.post_form("/dags/d/pause", data={"paused": "true", "next": "/"})
     with web.harness.sessions() as session:
         assert dag_store.get_dag_row(session, "d").is_paused
     page = web.client.get("/").text
     assert "paused: unpause" in page
-    web.client.post("/dags/d/pause", data={"paused": "false", "next": "/"})
+    web.post_form("/dags/d/pause", data={"paused": "false", "next": "/"})
     with web.harness.sessions() as session:
         assert not dag_store.get_dag_row(session, "d").is_paused
     assert [a for a, _ in audit_actions(web)] == ["unpause", "pause"]
