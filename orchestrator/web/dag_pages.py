@@ -68,36 +68,80 @@ def _dag_context(state: WebState, user: Principal, dag_id: str, tab: str) -> dic
     }
 
 
+#: Rows a mapped task opens into at most (a run's page lists every instance).
+MAX_INSTANCE_ROWS = 100
+
+
 @dataclass(frozen=True)
 class GridRow:
-    """A row of the grid: a group header (collapsible) or a task."""
+    """A row of the grid: a group header, a task, a mapped task's instance, or the note that
+    more instances exist than are drawn. Group headers and mapped tasks open and close the
+    rows inside them (`toggle`: the key their button and those rows' `groups` share)."""
 
     label: str
+    kind: str  # "group", "task", "instance" or "more"
     task_id: str | None  # None for a group header
     quoted: str  # the task id as a URL path segment
     group: str | None  # the group this header opens, or the task's innermost group
-    groups: tuple[str, ...]  # every enclosing group, outermost first
+    groups: tuple[str, ...]  # every enclosing toggle (groups, a mapped task), outermost first
     depth: int
+    map_index: int = -1
+    toggle: str | None = None  # a group's id, or `map:<task id>` for a mapped task
+    collapsed: bool = False  # closed when the page is first drawn (a mapped task's instances)
 
 
-def grid_rows(spec: DagSpec) -> list[GridRow]:
-    """Tasks in DAG order, each group announced by a header row before its first task."""
+def grid_rows(spec: DagSpec, map_width: dict[str, int] | None = None) -> list[GridRow]:
+    """Tasks in DAG order, each group announced by a header row before its first task, and
+    each mapped task (by `map_width`: its most instances in the runs shown) followed by a
+    row per map index (closed at first)."""
+    widths = map_width or {}
     rows: list[GridRow] = []
     opened: set[str] = set()
     for task in spec.tasks:
-        chain: list[str] = []
-        if task.group_id:
-            parts = task.group_id.split(".")
-            chain = [".".join(parts[: i + 1]) for i in range(len(parts))]
+        chain = dag_views.group_chain(task.group_id)
         for depth, group in enumerate(chain):
             if group not in opened:
                 opened.add(group)
-                rows.append(GridRow(group, None, "", group, tuple(chain[:depth]), depth))
+                rows.append(
+                    GridRow(
+                        group, "group", None, "", group, tuple(chain[:depth]), depth, toggle=group
+                    )
+                )
+        quoted, depth = q(task.task_id), len(chain)
+        width = widths.get(task.task_id, 0)
+        toggle = f"map:{task.task_id}" if width else None
         rows.append(
             GridRow(
-                task.task_id, task.task_id, q(task.task_id), task.group_id, tuple(chain), len(chain)
+                task.task_id,
+                "task",
+                task.task_id,
+                quoted,
+                task.group_id,
+                tuple(chain),
+                depth,
+                toggle=toggle,
+                collapsed=toggle is not None,
             )
         )
+        inside = (*chain, f"map:{task.task_id}")
+        for index in range(min(width, MAX_INSTANCE_ROWS)):
+            rows.append(
+                GridRow(
+                    f"[{index}]",
+                    "instance",
+                    task.task_id,
+                    quoted,
+                    task.group_id,
+                    inside,
+                    depth + 1,
+                    map_index=index,
+                )
+            )
+        if width > MAX_INSTANCE_ROWS:
+            more = f"{width - MAX_INSTANCE_ROWS} more instances: a run's page lists them all"
+            rows.append(
+                GridRow(more, "more", task.task_id, quoted, task.group_id, inside, depth + 1)
+            )
     return rows
 
 
@@ -114,11 +158,11 @@ def grid_page(
     """The grid (also drawn again, with an error, when a trigger form was refused)."""
     context = _dag_context(state, user, dag_id, "grid")
     with state.sessions() as session:
-        grid = dag_views.grid(session, dag_id, runs)
+        grid = dag_views.grid(session, context["spec"], runs)
     context.update(
         grid=grid,
         run_hrefs={run.id: run_path(dag_id, run.run_id) for run in grid.runs},
-        rows=grid_rows(context["spec"]),
+        rows=grid_rows(context["spec"], grid.map_width),
         runs=runs,
         live=_unfinished(grid.runs),
         **overrides,
@@ -134,7 +178,9 @@ def dag_grid(
     state: WebState = Depends(web_state),
     user: Principal = Depends(page_user()),
 ) -> Response:
-    """Runs as columns (oldest left), tasks as rows, each cell a task instance by state."""
+    """Runs as columns (oldest left), tasks as rows, each cell a task instance by state; a
+    group's row sums up its tasks, a mapped task's its instances (it opens into a row per
+    map index)."""
     return grid_page(request, state, user, dag_id, runs)
 
 

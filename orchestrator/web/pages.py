@@ -9,6 +9,7 @@ Every form carries the session's CSRF token (`csrf`), the sign-in and sign-out f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,12 +26,27 @@ from orchestrator.web import csrf
 from orchestrator.web.auth import SESSION_USER, Principal, page_user
 from orchestrator.web.schemas import dag_out
 from orchestrator.web.state import WebState, web_state
-from orchestrator.web.svg import STATE_COLOURS
+from orchestrator.web.svg import STATE_COLOURS, colour
+
+
+def stacked_fill(counts: Sequence[tuple[str, int]]) -> str:
+    """A cell's style showing several states at once: a band per state, as tall as its share
+    of the count (the most urgent at the bottom); '' for one state."""
+    total = sum(count for _state, count in counts)
+    if len(counts) < 2 or total <= 0:
+        return ""
+    stops, done = [], 0
+    for state, count in counts:
+        start, done = done, done + count
+        stops.append(f"{colour(state)} {start * 100 / total:.1f}% {done * 100 / total:.1f}%")
+    return f"background: linear-gradient(to top, {', '.join(stops)})"
+
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.filters["q"] = lambda value: quote(str(value), safe="")
 TEMPLATES.env.filters["dt"] = lambda value: value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 TEMPLATES.env.globals["colours"] = STATE_COLOURS
+TEMPLATES.env.filters["stacked"] = stacked_fill
 router = APIRouter(include_in_schema=False)
 FLASH = "flash"
 RECENT_RUNS = 10  # squares per DAG in the list

@@ -5,10 +5,13 @@ nothing."""
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import event
 
+from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.mapping import LiteralItems
 from orchestrator.models.specs import DagSpec
 from orchestrator.runtime.fake import FakeBehavior
 from orchestrator.services import dag_views
@@ -16,6 +19,7 @@ from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import users as user_store
+from orchestrator.web.dag_pages import MAX_INSTANCE_ROWS, grid_rows
 from tests.unit.services.test_scheduler import t
 from tests.unit.web.conftest import Web
 
@@ -121,6 +125,75 @@ def test_task_groups_get_collapsible_header_rows(web: Web) -> None:
     page = web.client.get("/dags/g").text
     assert page.count('class="group-toggle" data-group="load"') == 1
     assert page.count('data-groups="load"') == 2
+
+
+def mapped_and_grouped() -> DagSpec:
+    """`fetch` maps over three cities (paris fails); group `load` holds one task that
+    succeeds and one left upstream_failed."""
+    return DagSpec(
+        dag_id="m",
+        fileloc="/dags/m.py",
+        tasks=(
+            t(
+                "fetch",
+                environment={"CITY": "{{ mapped.item }}"},
+                expand={"item": LiteralItems(items=("amsterdam", "paris", "tokyo"))},
+            ),
+            t("load.one", group_id="load"),
+            t("load.two", "fetch", group_id="load"),
+        ),
+    )
+
+
+def fail_paris(request: LaunchRequest) -> FakeBehavior:
+    return FakeBehavior(exit_code=1 if request.environment.get("CITY") == "paris" else 0)
+
+
+def test_a_mapped_task_s_cell_sums_up_its_instances_and_opens_into_a_row_each(web: Web) -> None:
+    web.harness.runtime.script = fail_paris
+    run_id = web.harness.trigger(mapped_and_grouped())
+    web.harness.tick(6)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/m").text
+    cell = re.search(r'<a class="sq state-(\w+) cell mapped"[^>]*data-counts="([^"]*)"', page)
+    assert cell is not None
+    assert cell.groups() == ("failed", "1 failed, 2 success")
+    # the square shows both: a third failed (red, at the bottom), two thirds success
+    assert "linear-gradient(to top, #d32f2f 0.0% 33.3%, #2e8b3a 33.3% 100.0%)" in page
+    assert 'data-group="map:fetch" data-label="fetch [3]"' in page
+    rows = re.findall(
+        r'<tr class="instance-row" data-task="fetch" data-map-index="(\d)"\s+'
+        r'data-groups="map:fetch" hidden>.*?class="sq state-(\w+) instance-cell"',
+        page,
+        flags=re.S,
+    )
+    assert rows == [("0", "success"), ("1", "failed"), ("2", "success")]
+    quoted = quote(run_id, safe="")
+    assert f'href="/dags/m/runs/{quoted}/tasks/fetch?map_index=1"' in page
+
+
+def test_a_group_row_sums_up_its_tasks_in_every_run(web: Web) -> None:
+    web.harness.runtime.script = fail_paris
+    web.harness.trigger(mapped_and_grouped())
+    web.harness.tick(6)
+    sign_in(web, Role.VIEWER)
+    page = web.client.get("/dags/m").text
+    group = re.search(
+        r'<tr class="group-row" data-group="load".*?class="sq state-(\w+) group-cell"'
+        r'[^>]*data-counts="([^"]*)"',
+        page,
+        flags=re.S,
+    )
+    assert group is not None
+    assert group.groups() == ("upstream_failed", "1 upstream_failed, 1 success")
+
+
+def test_a_mapped_task_opens_into_at_most_a_hundred_rows(web: Web) -> None:
+    rows = grid_rows(mapped_and_grouped(), {"fetch": 250})
+    instances = [r for r in rows if r.kind == "instance"]
+    assert len(instances) == MAX_INSTANCE_ROWS == 100
+    (more,) = [r for r in rows if r.kind == "more"]
+    assert more.label.startswith("150 more instances")
 
 
 def test_graph_has_a_node_per_task_and_an_edge_per_dependency(web: Web) -> None:
@@ -254,7 +327,7 @@ def test_the_grid_reads_only_the_runs_it_shows(web: Web) -> None:
     event.listen(engine, "before_cursor_execute", record)
     try:
         with web.harness.sessions() as session:
-            shown = dag_views.grid(session, "d", 5)
+            shown = dag_views.grid(session, spec, 5)
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert len(shown.runs) == 5 and shown.total_runs == 31
