@@ -29,7 +29,7 @@ def create(
     ] = None,
 ) -> None:
     """Create a user. viewer: reads; operator: also triggers, clears, marks, pauses;
-    admin: also manages users and pools."""
+    admin: also manages users, pools, connections and variables."""
     parsed = user_service.parse_role(role)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)

@@ -8,7 +8,7 @@ Decisions:
   digest is stored (a random token needs no slow hash). A user may hold several; deleting the
   user revokes them.
 - Roles are ordered: `viewer` reads everything; `operator` also triggers, clears, marks and
-  pauses; `admin` also manages users and pools.
+  pauses; `admin` also manages users, pools, connections and variables.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Role(StrEnum):
 
     VIEWER = "viewer"  # read DAGs, runs, task instances, logs, pools, import errors
     OPERATOR = "operator"  # also trigger, clear, mark and pause
-    ADMIN = "admin"  # also manage users and pools
+    ADMIN = "admin"  # also manage users, pools, connections and variables
 
     @property
     def rank(self) -> int:

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.launch import LaunchRequest
 from orchestrator.models.specs import DagSpec, ParamSpec
 from orchestrator.runtime.fake import FakeBehavior
+from orchestrator.services.secrets import generate_key
 from orchestrator.services.users import Role, create_user, issue_token
 from orchestrator.settings import Settings
 from orchestrator.web import create_app
@@ -22,6 +24,7 @@ from tests.support import FixedClock
 from tests.unit.services.test_scheduler import Harness, t
 
 PASSWORDS = {role: f"secret-{role.value}" for role in Role}
+FERNET_KEY = generate_key()
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
@@ -81,6 +84,7 @@ class Web:
 
 @pytest.fixture
 def web(settings: Settings, sessions: sessionmaker[Session], clock: FixedClock) -> Iterator[Web]:
+    settings = settings.model_copy(update={"fernet_key": SecretStr(FERNET_KEY)})
     harness = Harness(settings, sessions, clock, script)
     run_id = harness.trigger(dag())
     harness.tick(6)
