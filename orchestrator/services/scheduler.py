@@ -441,6 +441,9 @@ class Scheduler:
                 attempt = self._view.attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
+                    if message.image_ready_at is not None:  # the Gantt chart's pulling span
+                        attempt.launch_started_at = message.launch_started_at
+                        attempt.image_ready_at = message.image_ready_at
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, EngineUnreachable):

@@ -231,13 +231,14 @@ def dag_durations(
 
 
 def gantt_rows(detail: dag_views.RunDetail, now: datetime) -> list[GanttRow]:
-    """A row per task instance that was queued: each attempt's queued span (queued → start)
-    and running span (start → end, or now while it runs)."""
+    """A row per task instance that was queued: each attempt's spans (see `attempt_spans`)."""
     rows = []
     for ti in detail.task_instances:
         spans = [s for a in detail.attempts.get(ti.id, []) for s in _attempt_spans(a, now)]
         if not spans and ti.queued_at is not None:  # no attempt rows (e.g. a control task)
-            spans = _spans(ti.queued_at, ti.start_date, ti.end_date, ti.state, ti.try_number, now)
+            spans = attempt_spans(
+                ti.queued_at, ti.start_date, ti.end_date, ti.state, ti.try_number, now
+            )
         if spans:
             label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             href = ti_path(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
@@ -246,32 +247,53 @@ def gantt_rows(detail: dag_views.RunDetail, now: datetime) -> list[GanttRow]:
 
 
 def _attempt_spans(attempt: TaskAttemptRow, now: datetime) -> list[Span]:
-    return _spans(
+    return attempt_spans(
         attempt.queued_at,
         attempt.start_date,
         attempt.end_date,
         attempt.state,
         attempt.try_number,
         now,
+        launch_started=attempt.launch_started_at,
+        image_ready=attempt.image_ready_at,
     )
 
 
-def _spans(
+def attempt_spans(
     queued: datetime,
     start: datetime | None,
     end: datetime | None,
     state: str,
     try_number: int,
     now: datetime,
+    *,
+    launch_started: datetime | None = None,
+    image_ready: datetime | None = None,
 ) -> list[Span]:
+    """An attempt's time: queued (until a worker takes it up), pulling (making its image
+    ready: pulled if missing), starting (the container created and started) and running
+    (until it ended, or now). Without the launch's times (a container started after a
+    restart, or an attempt before they were recorded) queued lasts until the start."""
     finish = end or now
     tag = f"try {try_number}"
+    spans: list[Span] = []
+    if launch_started is not None and image_ready is not None:
+        spans.append(Span("queued", queued, launch_started, state, f"{tag}: queued"))
+        spans.append(
+            Span("pulling", launch_started, image_ready, state, f"{tag}: pulling the image")
+        )
+        if start is not None:
+            label = f"{tag}: creating and starting the container"
+            spans.append(Span("starting", image_ready, start, state, label))
+    elif start is not None:
+        spans.append(Span("queued", queued, start, state, f"{tag}: queued"))
     if start is None:
-        return [Span("queued", queued, finish, state, f"{tag}: queued, {state}")]
-    return [
-        Span("queued", queued, start, state, f"{tag}: queued"),
-        Span("running", start, finish, state, f"{tag}: {state}"),
-    ]
+        waiting_since = image_ready if image_ready is not None else queued
+        kind = "starting" if image_ready is not None else "queued"
+        spans.append(Span(kind, waiting_since, finish, state, f"{tag}: {kind}, {state}"))
+        return spans
+    spans.append(Span("running", start, finish, state, f"{tag}: {state}"))
+    return spans
 
 
 @router.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)

@@ -83,6 +83,7 @@ def test_sign_in_trigger_watch_the_grid_turn_green_and_read_a_log(
     page.click("#grid a.run-head")
     page.wait_for_selector("svg.gantt rect.bar.running")
     assert page.locator("svg.gantt rect.bar.running").count() == 4
+    assert page.locator("svg.gantt rect.bar.pulling").count() == 4  # queued, pulling, running
     shot("08-run-gantt")
 
     page.click("nav.tabs >> text=Durations")

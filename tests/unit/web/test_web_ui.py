@@ -18,6 +18,7 @@ from orchestrator.services import dag_views
 from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
+from orchestrator.store import task_instances as ti_store
 from orchestrator.store import users as user_store
 from orchestrator.web.dag_pages import MAX_INSTANCE_ROWS, grid_rows
 from tests.unit.services.test_scheduler import t
@@ -210,6 +211,39 @@ def test_gantt_has_a_bar_per_instance(web: Web) -> None:
     page = web.client.get(run_page(web)).text
     assert len(re.findall(r'class="bar running"', page)) == 2
     assert len(re.findall(r'class="bar queued"', page)) == 2
+
+
+def test_gantt_shows_the_time_spent_pulling_the_image(
+    web: Web, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime, clock = web.harness.runtime, web.harness.clock
+    ensure_image = runtime.ensure_image
+
+    def slow_pull(*args: object, **kwargs: object) -> None:
+        clock.advance(seconds=7)  # the image takes 7 s to pull
+        ensure_image(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runtime, "ensure_image", slow_pull)
+    run_id = web.harness.trigger(DagSpec(dag_id="p", fileloc="/dags/p.py", tasks=(t("pull"),)))
+    web.harness.tick(3)
+    with web.harness.sessions() as session:
+        (attempts,) = ti_store.attempts_of_run(
+            session, run_store.get_run(session, "p", run_id).id
+        ).values()
+    (attempt,) = attempts
+    assert attempt.launch_started_at is not None and attempt.image_ready_at is not None
+    assert (attempt.image_ready_at - attempt.launch_started_at).total_seconds() == 7
+    assert attempt.start_date == attempt.image_ready_at  # the fake starts at once
+    sign_in(web, Role.VIEWER)
+    page = web.client.get(f"/dags/p/runs/{quote(run_id, safe='')}").text
+    pulling = re.findall(r'<rect class="bar pulling"[^>]*? width="([\d.]+)"', page)
+    assert len(pulling) == 1 and float(pulling[0]) > 100  # 7 of the run's 7 s
+    assert "try 1: pulling the image" in page
+    assert (
+        page.index('class="bar queued"')
+        < page.index('class="bar pulling"')
+        < page.index('class="bar running"')
+    )
 
 
 def test_durations_chart_has_a_series_per_task(web: Web) -> None:
