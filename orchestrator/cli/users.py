@@ -49,6 +49,11 @@ def list_users(output: OutputOpt = OutputFormat.table) -> None:
             for u in user_store.list_users(session)
         ]
     emit(rows, ["username", "role", "created_at"], output)
+    if not rows and output == OutputFormat.table:
+        typer.echo(
+            "no users yet: create one with `orchestrator users create NAME --role admin`",
+            err=True,
+        )
 
 
 @app.command("delete")

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from orchestrator.services.dag_views import dag_summaries
 from orchestrator.services.users import Role, authenticate
 from orchestrator.store import dags as dag_store
+from orchestrator.store import users as user_store
 from orchestrator.web import csrf
 from orchestrator.web.auth import SESSION_USER, Principal, page_user
 from orchestrator.web.schemas import dag_out
@@ -87,9 +88,18 @@ def safe_next(target: str | None) -> str:
     return "/"
 
 
+def _no_users(state: WebState) -> bool:
+    with state.sessions() as session:
+        return state.settings.web_auth and not user_store.list_users(session)
+
+
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", {"next": safe_next(next), "error": None})
+def login_form(
+    request: Request, next: str | None = None, state: WebState = Depends(web_state)
+) -> Response:
+    """The sign-in form (on a fresh install, how to make the first user)."""
+    context = {"next": safe_next(next), "error": None, "no_users": _no_users(state)}
+    return render(request, "login.html", context)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -104,12 +114,20 @@ def login(
     """Sign in; the form must carry the token of the session it was drawn for (else another
     site could sign the browser in to an account of its choosing)."""
     if not csrf.matches(request, csrf_token):
-        context = {"next": safe_next(next), "error": "The form expired; please sign in again."}
+        context = {
+            "next": safe_next(next),
+            "error": "The form expired; please sign in again.",
+            "no_users": _no_users(state),
+        }
         return render(request, "login.html", context, status_code=403)
     with state.sessions() as session:
         user = authenticate(session, username, password) if username else None
     if user is None:
-        context = {"next": safe_next(next), "error": "Wrong username or password."}
+        context = {
+            "next": safe_next(next),
+            "error": "Wrong username or password.",
+            "no_users": _no_users(state),
+        }
         return render(request, "login.html", context, status_code=401)
     request.session.clear()
     request.session[SESSION_USER] = user.username

@@ -86,6 +86,24 @@ def test_with_auth_off_every_page_says_so_and_the_api_works_without_credentials(
         assert client.put("/api/v1/pools/p", json={"slots": 1}).status_code == 200
         audit = client.get("/api/v1/audit").json()
         assert audit[0]["username"] == "anonymous"
+        # the API's documentation pages say so too
+        assert BANNER in client.get("/openapi.json").json()["info"]["description"]
+        assert "no-users" not in client.get("/login").text
+
+
+def test_a_fresh_install_s_login_page_says_how_to_make_the_first_user(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    with TestClient(create_app(settings, sessions, clock)) as client:
+        page = client.get("/login").text
+        assert "No users exist yet" in page
+        assert "orchestrator users create NAME --role admin" in page
+        assert client.get("/api/v1/dags").status_code == 401
+        assert BANNER not in client.get("/openapi.json").json()["info"]["description"]
+
+
+def test_once_a_user_exists_the_login_page_gives_no_hint(web: Web) -> None:
+    assert "No users exist yet" not in web.client.get("/login").text
 
 
 def test_auth_off_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
