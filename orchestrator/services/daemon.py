@@ -4,8 +4,8 @@ The parsing thread scans the folder every `dag_watch_interval` and parses only n
 files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes the loop, which
 then brings running runs in step with the new specs (see `scheduling.integrity`).
 
-After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`
-(the web server's `/health` and `/metrics` report its age).
+After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`, with
+how long its passes take (the web server's `/health` and `/metrics` report both).
 
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
+from orchestrator.services.health import LoopTimes
 from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.reconcile import write_heartbeat
 from orchestrator.services.scheduler import Scheduler
@@ -69,8 +70,14 @@ def run_scheduler(
     parser = threading.Thread(target=parse_loop, name="dag-parser", daemon=True)
     parser.start()
     log.info("scheduler started: DAGs from %s, parallelism %d", folder, settings.parallelism)
+    loop_times = LoopTimes()
+
+    def after_pass(seconds: float) -> None:
+        loop_times.add(seconds)
+        write_heartbeat(settings.home, clock.now(), loop_times.fields())
+
     try:
-        scheduler.run_forever(stop, on_tick=lambda: write_heartbeat(settings.home, clock.now()))
+        scheduler.run_forever(stop, on_tick=after_pass)
     finally:
         # running containers are left alone: the next start adopts them (see `reconcile`)
         scheduler.close(wait=False)

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -225,18 +226,22 @@ class Scheduler:
         """Make a waiting `run_forever` tick at once."""
         self._wake.set()
 
-    def run_forever(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+    def run_forever(
+        self, stop: threading.Event, on_tick: Callable[[float], None] | None = None
+    ) -> None:
         """Tick until `stop` is set, sleeping only until the next thing can happen.
-        Reconciles with the engine first, and then every `reconcile_interval`."""
+        Reconciles with the engine first, and then every `reconcile_interval`. `on_tick`
+        hears how many seconds each pass took."""
         self.start()
         while not stop.is_set():
             self._wake.clear()
             now = self._clock.now()
             try:
+                began = time.monotonic()
                 self._reconciler.run_if_due(now)
                 self.tick(now)
                 if on_tick is not None:
-                    on_tick()
+                    on_tick(time.monotonic() - began)
             except Exception:  # a bug must not kill the loop; it is logged and retried
                 log.exception("scheduler tick failed; retrying")
                 stop.wait(1.0)
@@ -441,6 +446,9 @@ class Scheduler:
                 attempt = self._view.attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
+                    if message.image_ready_at is not None:  # the Gantt chart's pulling span
+                        attempt.launch_started_at = message.launch_started_at
+                        attempt.image_ready_at = message.image_ready_at
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, EngineUnreachable):

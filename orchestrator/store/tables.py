@@ -170,6 +170,10 @@ class TaskAttemptRow(Base):
     # restarted scheduler resumes the log from there without repeating a line)
     log_offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # when a worker began launching (making the image ready: pulling it if need be) and when
+    # the image was ready; None when the container was started after a restart, or not at all
+    launch_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    image_ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
