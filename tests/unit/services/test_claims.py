@@ -26,6 +26,7 @@ from orchestrator.models.states import RunState
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.services.claims import Identity, RunClaims, single_scheduler_lock
+from orchestrator.services.clearing import clear
 from orchestrator.services.clock import SystemClock
 from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
@@ -238,6 +239,33 @@ def test_a_scheduler_that_joins_gets_queued_runs_given_back_and_limits_hold_acro
     assert len(cluster.engine.created) == len(runs)
 
 
+def test_a_task_cleared_while_running_is_stopped_by_its_runs_scheduler_alone(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    cluster = make_cluster(hanging)
+    a, b = cluster.member("a"), cluster.member("b")
+    runs = [cluster.trigger(dag("x"), f"r{i}") for i in range(2)]
+    cluster.rounds(2, a, b)
+    owners = cluster.claimed_by()
+    first = cluster.tis("r0")["x"]
+    assert first.state == "running"
+    with cluster.sessions.begin() as session:
+        clear(session, "d", "r0", ["x"], now=cluster.clock.now())
+    cluster.rounds(2, b, a)
+
+    stops = [container for container, _ in cluster.engine.stopped]
+    assert stops == [first.container_id]  # once, by the owner; the other run untouched
+    again = cluster.tis("r0")["x"]
+    assert (again.state, again.try_number) == ("running", 2)
+    for container_id in list(cluster.engine.containers):
+        cluster.engine.finish(container_id, exit_code=0)
+    cluster.rounds(2, a, b)
+    assert cluster.run_states() == {run: "success" for run in runs}
+    assert cluster.claimed_by() == owners
+    retried = [r.labels["orch.try_number"] for r in cluster.engine.created]
+    assert sorted(retried) == ["1", "1", "2"]
+
+
 def test_parallelism_counts_each_schedulers_own_task_instances(
     make_cluster: Callable[..., Cluster], settings: Settings
 ) -> None:
@@ -340,6 +368,7 @@ def test_an_idle_scheduler_heartbeats_every_second_whatever_its_poll_interval(
 
 HOLD_THE_LOCK = """
 import sys, time
+from orchestrator.services.clearing import clear
 from orchestrator.services.claims import single_scheduler_lock
 from orchestrator.settings import Settings
 
