@@ -245,6 +245,44 @@ class RunClaims:
         return held
 
 
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """A registered scheduler as `orchestrator schedulers` shows it."""
+
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    heartbeat_age: float  # seconds
+    alive: bool  # a heartbeat within `scheduler_health_timeout`
+    runs: int  # queued and running runs it has claimed
+
+
+def registered_schedulers(
+    session: Session, settings: Settings, now: datetime
+) -> list[SchedulerInfo]:
+    """The schedulers sharing the store, with their heartbeats and claimed runs. A dead one
+    stays listed until a live one declares it dead (at its next claim step)."""
+    counts = store.claimed_counts(session)
+    found = []
+    for row in store.list_schedulers(session):
+        age = max((now - row.heartbeat_at).total_seconds(), 0.0)
+        found.append(
+            SchedulerInfo(
+                id=row.id,
+                host=row.host,
+                pid=row.pid,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+                heartbeat_age=age,
+                alive=age <= settings.scheduler_health_timeout,
+                runs=counts.get(row.id, 0),
+            )
+        )
+    return found
+
+
 @contextlib.contextmanager
 def single_scheduler_lock(settings: Settings) -> Iterator[None]:
     """Hold, while the scheduler runs, a lock on a file next to the SQLite database: a

@@ -236,4 +236,16 @@ def active_instances_of(session: Session, scheduler_id: str) -> int:
 
 def list_schedulers(session: Session) -> list[SchedulerRow]:
     """Every registered scheduler, the longest running first."""
-    return list(session.scalars(select(SchedulerRow).order_by(SchedulerRow.started_at)))
+    return list(
+        session.scalars(select(SchedulerRow).order_by(SchedulerRow.started_at, SchedulerRow.id))
+    )
+
+
+def claimed_counts(session: Session) -> dict[str, int]:
+    """Per scheduler id: the queued and running runs it has claimed."""
+    rows = session.execute(
+        select(DagRunRow.claimed_by, func.count())
+        .where(*_SHARED, DagRunRow.claimed_by.is_not(None))
+        .group_by(DagRunRow.claimed_by)
+    )
+    return {owner: int(count) for owner, count in rows if owner is not None}
