@@ -27,7 +27,7 @@ from orchestrator.store import pools as pool_store
 from orchestrator.store import schedulers as scheduler_store
 from orchestrator.store.tables import DagRunRow, SchedulerRow, TaskInstanceRow
 from tests.support import FixedClock
-from tests.unit.services.test_claims import *  # noqa: F403 - re-collected here
+from tests.unit.services.test_ha_schedulers import *  # noqa: F403 - re-collected here
 
 pytestmark = [pytest.mark.postgres, pytest.mark.docker]
 

@@ -1,9 +1,9 @@
-"""High availability end to end: two `orchestrator scheduler` processes on one PostgreSQL
-database and one Docker engine share 8 runs of 25 container tasks (200 tasks); one is killed
-with SIGKILL while its containers run. The survivor takes its runs over and adopts its
-containers: every task runs exactly once (container creates and starts counted from the
-engine's events), every run succeeds with every exit code and log line recorded, and no
-container is left behind."""
+"""High availability end to end, on this tier's PostgreSQL server: two `orchestrator
+scheduler` processes (subprocesses, as in `tests/e2e`) on one PostgreSQL database and one
+Docker engine share 8 runs of 25 container tasks (200 tasks); one is killed with SIGKILL
+while its containers run. The survivor takes its runs over and adopts its containers: every
+task runs exactly once (container creates and starts counted from the engine's events), every
+run succeeds with every exit code and log line recorded, and no container is left behind."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from sqlalchemy.orm import sessionmaker
 from orchestrator.store.engine import make_engine
 from orchestrator.store.tables import DagRunRow, SchedulerRow, TaskAttemptRow, TaskInstanceRow
 from tests.e2e.conftest import Cli
-from tests.postgres.conftest import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres]
 
@@ -66,7 +65,12 @@ with DAG(
 
 
 @pytest.fixture
-def database(postgres_url: str) -> Iterator[str]:  # noqa: F811 - the fixture imported above
+def cli(tmp_path: Path, test_images: None) -> Cli:
+    return Cli(tmp_path / "home")
+
+
+@pytest.fixture
+def database(postgres_url: str) -> Iterator[str]:
     """A database of its own on the tier's PostgreSQL server, dropped afterwards."""
     name = f"ha_{uuid.uuid4().hex[:10]}"
     admin = create_engine(
