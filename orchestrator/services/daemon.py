@@ -24,6 +24,7 @@ import logging
 import threading
 import time
 
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.runtime.base import ContainerRuntime
@@ -50,7 +51,7 @@ def run_scheduler(
     this one's runs over after it stalled)."""
     with single_scheduler_lock(settings):
         claims = None
-        if sessions.kw["bind"].dialect.name == "postgresql":
+        if make_url(settings.resolved_database_url).get_backend_name() == "postgresql":
             claims = RunClaims(settings, sessions)
             claims.register(clock.now())
         _run(settings, sessions, runtime, clock, stop, claims)

@@ -89,6 +89,7 @@ class Store:
     """The test's own reading of the shared database."""
 
     def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.sessions = sessionmaker(engine)
 
     def schedulers(self) -> dict[int, str]:
@@ -165,12 +166,18 @@ def wait_for(what: str, ready: Any, timeout: float) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.fixture
+def store(database: str) -> Iterator[Store]:
+    found = Store(make_engine(database))
+    yield found
+    found.engine.dispose()
+
+
 def test_two_schedulers_share_200_tasks_and_one_killed_leaves_nothing_undone(
-    cli: Cli, database: str, tmp_path: Path, docker_client: docker.DockerClient
+    cli: Cli, database: str, store: Store, tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     cli.env["ORCH_DATABASE_URL"] = database
     cli("db", "upgrade")
-    store = Store(make_engine(database))
     label = f"orch.instance={cli.env['ORCH_INSTANCE_NAME']}"
     events = ContainerEvents(docker_client, label)
     logs = {name: tmp_path / f"scheduler-{name}.log" for name in ("victim", "survivor")}
