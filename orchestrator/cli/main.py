@@ -13,6 +13,7 @@ import typer
 
 from orchestrator.cli import dags, images, pools, runs, secrets, tasks, users
 from orchestrator.cli.context import build_context
+from orchestrator.cli.output import OutputFormat, emit
 from orchestrator.errors import OrchestratorError
 
 app = typer.Typer(
@@ -67,6 +68,35 @@ def scheduler(
     signal.signal(signal.SIGINT, _signal)
     signal.signal(signal.SIGTERM, _signal)
     run_scheduler(ctx.settings, ctx.sessions, ctx.runtime, ctx.clock, stop)
+
+
+@app.command("schedulers")
+def schedulers(
+    output: Annotated[
+        OutputFormat, typer.Option("--output", "-o", help="table or json")
+    ] = OutputFormat.table,
+) -> None:
+    """Schedulers sharing a PostgreSQL store: host, pid, heartbeat age and runs claimed.
+    (On SQLite the one scheduler does not register: the list is empty.)"""
+    from orchestrator.services.claims import registered_schedulers
+
+    ctx = build_context()
+    now = ctx.clock.now()
+    with ctx.sessions() as session:
+        found = registered_schedulers(session, ctx.settings, now)
+    rows = [
+        {
+            "id": s.id,
+            "host": s.host,
+            "pid": s.pid,
+            "started_at": s.started_at.isoformat(timespec="seconds"),
+            "heartbeat_age": round(s.heartbeat_age, 1),
+            "alive": s.alive,
+            "runs": s.runs,
+        }
+        for s in found
+    ]
+    emit(rows, ["id", "host", "pid", "started_at", "heartbeat_age", "alive", "runs"], output)
 
 
 @app.command("web")

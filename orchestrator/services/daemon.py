@@ -10,6 +10,12 @@ how long its passes take (the web server's `/health` and `/metrics` report both)
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
 that ended meanwhile and launches what was recorded but never created.
+
+On PostgreSQL several scheduler processes may share the store: each registers, heartbeats and
+executes the runs it claims (`services.claims`); a dead one's runs are taken over and
+reconciled by the others. They must share the DAG folder, `ORCH_HOME` (logs and output
+folders, at the same path) and the container engine. On SQLite a second scheduler process is
+refused with a message (`claims.single_scheduler_lock`).
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import logging
 import threading
 import time
 
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.runtime.base import ContainerRuntime
+from orchestrator.services.claims import RunClaims, single_scheduler_lock
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
 from orchestrator.services.health import LoopTimes
@@ -39,8 +47,28 @@ def run_scheduler(
     clock: Clock,
     stop: threading.Event,
 ) -> None:
-    """Run until `stop` is set. A bad DAG file or a failing pass is logged, never fatal."""
-    scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
+    """Run until `stop` is set. A bad DAG file or a failing pass is logged, never fatal.
+    Raises SchedulerConflict (a second scheduler on SQLite) and SchedulerReplaced (others took
+    this one's runs over after it stalled)."""
+    with single_scheduler_lock(settings):
+        claims = None
+        if make_url(settings.resolved_database_url).get_backend_name() == "postgresql":
+            claims = RunClaims(settings, sessions)
+            claims.register(clock.now())
+        _run(settings, sessions, runtime, clock, stop, claims)
+
+
+def _run(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runtime: ContainerRuntime,
+    clock: Clock,
+    stop: threading.Event,
+    claims: RunClaims | None,
+) -> None:
+    scheduler = Scheduler(
+        settings=settings, sessions=sessions, runtime=runtime, clock=clock, claims=claims
+    )
     folder = settings.resolved_dags_folder
 
     dag_sync = DagFolderSync(
@@ -69,7 +97,12 @@ def run_scheduler(
 
     parser = threading.Thread(target=parse_loop, name="dag-parser", daemon=True)
     parser.start()
-    log.info("scheduler started: DAGs from %s, parallelism %d", folder, settings.parallelism)
+    log.info(
+        "scheduler started: DAGs from %s, parallelism %d%s",
+        folder,
+        settings.parallelism,
+        f", sharing the store as scheduler {claims.id}" if claims is not None else "",
+    )
     loop_times = LoopTimes()
 
     def after_pass(seconds: float) -> None:
