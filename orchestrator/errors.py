@@ -18,11 +18,13 @@
     │   │   │                         wrong key, bad URI)
     │   │   └── SecretNotFound        no connection/variable/environment variable of that name
     │   ├── ImageBuildError           making a base image or building a task image failed
-    │   └── AccountError              a web user cannot be created, found or changed as asked
-    │       └── UserNotFound          no web user of that name
+    │   ├── AccountError              a web user cannot be created, found or changed as asked
+    │   │   └── UserNotFound          no web user of that name
+    │   └── SchedulerConflict         a second scheduler on a store that allows only one
     └── InternalError                 our bug or our environment; never the user's fault
         ├── RuntimeUnavailable        the container engine cannot be reached
         ├── StoreUnavailable          the database cannot be reached
+        ├── SchedulerReplaced         other schedulers declared this one dead and took its runs
         └── IllegalTransition         a state change the transition table forbids
 
 User errors carry a message saying what was wrong, where, and what to do; they become recorded,
@@ -115,6 +117,10 @@ class UserNotFound(AccountError):
     """No web user of this name exists."""
 
 
+class SchedulerConflict(UserError):
+    """A second scheduler was started against a store that serves only one (SQLite)."""
+
+
 class InternalError(OrchestratorError):
     """A fault of the orchestrator or its environment, not of the user's input."""
 
@@ -125,6 +131,11 @@ class RuntimeUnavailable(InternalError):
 
 class StoreUnavailable(InternalError):
     """The database could not be reached or opened."""
+
+
+class SchedulerReplaced(InternalError):
+    """Other schedulers found no heartbeat of this one for longer than the health timeout,
+    declared it dead and took its runs over: it must stop before it does anything twice."""
 
 
 class IllegalTransition(InternalError):

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     scheduler_stale_after: float = Field(default=180.0, gt=0)
     """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy and
     `orchestrator scheduler status` not running."""
+    scheduler_health_timeout: float = Field(default=30.0, ge=2)
+    """Seconds without a heartbeat in the database after which a scheduler sharing a
+    PostgreSQL store with others counts as dead: the others take its runs over (adopting its
+    containers). A scheduler on the same machine sees at once that its process is gone.
+    Airflow's `scheduler_health_check_threshold`."""
 
     @field_validator("allowed_mount_roots", mode="before")
     @classmethod

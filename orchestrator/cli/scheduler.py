@@ -23,6 +23,7 @@ import typer
 
 from orchestrator.cli.context import build_context
 from orchestrator.cli.output import OutputFormat
+from orchestrator.errors import OrchestratorError
 from orchestrator.services.health import SchedulerState, SchedulerStatus, scheduler_status
 from orchestrator.services.reconcile import STATUS_FILE
 
@@ -46,6 +47,7 @@ def scheduler(
     `orchestrator scheduler status` shows whether one is running instead."""
     if ctx.invoked_subcommand is not None:
         return
+    from orchestrator.services.claims import single_scheduler_lock
     from orchestrator.services.daemon import connect_runtime, run_scheduler
 
     logging.basicConfig(
@@ -62,18 +64,29 @@ def scheduler(
     signal.signal(signal.SIGINT, _signal)
     signal.signal(signal.SIGTERM, _signal)
     sessions = context.sessions  # a store that cannot be used fails here, at once
-    runtime = connect_runtime(context.settings, context.clock, stop, lambda: context.runtime)
-    if runtime is not None:
-        run_scheduler(context.settings, sessions, runtime, context.clock, stop)
-    _exit_without_waiting(EXIT_GRACE_SECONDS)
+    code = 0
+    try:
+        with single_scheduler_lock(context.settings):  # a second one is refused before waiting
+            runtime = connect_runtime(
+                context.settings, context.clock, stop, lambda: context.runtime
+            )
+        if runtime is not None:
+            run_scheduler(context.settings, sessions, runtime, context.clock, stop)
+    except OrchestratorError as exc:  # refused, or replaced by the schedulers sharing the store
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        code = 1
+    _exit_without_waiting(EXIT_GRACE_SECONDS, code)
+    if code:
+        raise typer.Exit(code)
 
 
 #: How long a stopping scheduler lets its workers finish the engine calls they are in.
 EXIT_GRACE_SECONDS = 2.0
 
 
-def _exit_without_waiting(grace: float) -> None:
-    """Leave once the workers' engine calls in progress are done, or after `grace` seconds.
+def _exit_without_waiting(grace: float, code: int) -> None:
+    """Leave (with exit `code`) once the workers' engine calls in progress are done, or after
+    `grace` seconds.
 
     The interpreter's exit would wait for every worker thread, and one may be in a call that
     takes long (stopping a container that ignores SIGTERM waits out its grace period; a pull):
@@ -93,7 +106,7 @@ def _exit_without_waiting(grace: float) -> None:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
 
 
 @app.command("status")

@@ -29,7 +29,7 @@ def create(
     ] = None,
 ) -> None:
     """Create a user. viewer: reads; operator: also triggers, clears, marks, pauses;
-    admin: also manages users and pools."""
+    admin: also manages users, pools, connections and variables."""
     parsed = user_service.parse_role(role)
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -49,6 +49,11 @@ def list_users(output: OutputOpt = OutputFormat.table) -> None:
             for u in user_store.list_users(session)
         ]
     emit(rows, ["username", "role", "created_at"], output)
+    if not rows and output == OutputFormat.table:
+        typer.echo(
+            "no users yet: create one with `orchestrator users create NAME --role admin`",
+            err=True,
+        )
 
 
 @app.command("delete")

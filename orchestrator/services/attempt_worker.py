@@ -54,6 +54,10 @@ class Launched:
     ti_id: int
     try_number: int
     started_at: datetime
+    # a fresh launch: when its worker began (making the image ready) and when the image was
+    # ready (the Gantt chart's pulling span); None for a container started or adopted later
+    launch_started_at: datetime | None = None
+    image_ready_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -156,8 +160,10 @@ class AttemptWorker:
     def _launch(self, job: LaunchJob) -> None:
         logfile = LogFile(job.log_path, job.request.sensitive)
         container_id: str | None = None
+        began = self._clock.now()
         try:
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
+            image_ready = self._clock.now()
             container_id = self._runtime.create(job.request)
             self._start(job.ti_id, job.key, container_id, logfile)
         except RuntimeUnavailable as exc:
@@ -172,7 +178,7 @@ class AttemptWorker:
             logfile.write_line(f"[orchestrator] {message}")
             self._post(LaunchFailed(job.ti_id, job.key.try_number, message, container_id))
             return
-        self._post(Launched(job.ti_id, job.key.try_number, self._clock.now()))
+        self._post(Launched(job.ti_id, job.key.try_number, self._clock.now(), began, image_ready))
 
     def _start(self, ti_id: int, key: AttemptKey, container_id: str, logfile: LogFile) -> None:
         """Persist the id (and where the container's output begins in the log), start the

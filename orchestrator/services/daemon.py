@@ -4,14 +4,20 @@ The parsing thread scans the folder every `dag_watch_interval` and parses only n
 files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes the loop, which
 then brings running runs in step with the new specs (see `scheduling.integrity`).
 
-After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`
-(the web server's `/health` and `/metrics` report its age, `orchestrator scheduler status`
-shows it); a stop on a signal stamps `stopped_at`.
+After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`, with
+how long its passes take (the web server's `/health` and `/metrics` report both, `orchestrator
+scheduler status` shows it); a stop stamps `stopped_at`.
 
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
 that ended meanwhile and launches what was recorded but never created. A scheduler started
 while the engine cannot be reached waits for it (`connect_runtime`).
+
+On PostgreSQL several scheduler processes may share the store: each registers, heartbeats and
+executes the runs it claims (`services.claims`); a dead one's runs are taken over and
+reconciled by the others. They must share the DAG folder, `ORCH_HOME` (logs and output
+folders, at the same path) and the container engine. On SQLite a second scheduler process is
+refused with a message (`claims.single_scheduler_lock`).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.errors import RuntimeUnavailable
 from orchestrator.runtime.base import ContainerRuntime
+from orchestrator.services.claims import RunClaims, single_scheduler_lock
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
+from orchestrator.services.health import LoopTimes
 from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.reconcile import (
     ENGINE_BACKOFF,
@@ -90,8 +99,28 @@ def run_scheduler(
     clock: Clock,
     stop: threading.Event,
 ) -> None:
-    """Run until `stop` is set. A bad DAG file or a failing pass is logged, never fatal."""
-    scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
+    """Run until `stop` is set. A bad DAG file or a failing pass is logged, never fatal.
+    Raises SchedulerConflict (a second scheduler on SQLite) and SchedulerReplaced (others took
+    this one's runs over after it stalled)."""
+    with single_scheduler_lock(settings):
+        claims = None
+        if make_url(settings.resolved_database_url).get_backend_name() == "postgresql":
+            claims = RunClaims(settings, sessions)
+            claims.register(clock.now())
+        _run(settings, sessions, runtime, clock, stop, claims)
+
+
+def _run(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    runtime: ContainerRuntime,
+    clock: Clock,
+    stop: threading.Event,
+    claims: RunClaims | None,
+) -> None:
+    scheduler = Scheduler(
+        settings=settings, sessions=sessions, runtime=runtime, clock=clock, claims=claims
+    )
     folder = settings.resolved_dags_folder
 
     dag_sync = DagFolderSync(
@@ -120,9 +149,20 @@ def run_scheduler(
 
     parser = threading.Thread(target=parse_loop, name="dag-parser", daemon=True)
     parser.start()
-    log.info("scheduler started: DAGs from %s, parallelism %d", folder, settings.parallelism)
+    log.info(
+        "scheduler started: DAGs from %s, parallelism %d%s",
+        folder,
+        settings.parallelism,
+        f", sharing the store as scheduler {claims.id}" if claims is not None else "",
+    )
+    loop_times = LoopTimes()
+
+    def after_pass(seconds: float) -> None:
+        loop_times.add(seconds)
+        write_heartbeat(settings.home, clock.now(), loop_times.fields())
+
     try:
-        scheduler.run_forever(stop, on_tick=lambda: write_heartbeat(settings.home, clock.now()))
+        scheduler.run_forever(stop, on_tick=after_pass)
     finally:
         # running containers are left alone: the next start adopts them (see `reconcile`)
         scheduler.close(wait=False)

@@ -30,6 +30,7 @@ def sync_dags_folder(
     if policy is not None:
         results = policy.apply_to_results(results)
     with sessions.begin() as session:
+        dag_store.lock_sync(session)
         for result in results:
             dag_store.record_file_result(
                 session,

@@ -69,39 +69,105 @@ def dag_summaries(
 
 @dataclass(frozen=True)
 class GridCell:
-    """One task in one run; for a mapped task, the summary of its instances."""
+    """One task in one run; for a mapped task the summary of its instances, for a task group
+    the summary of its tasks (`counts`: how many are in each state, most urgent first)."""
 
     state: str
     try_number: int
     mapped: int = 0  # how many mapped instances (0: not mapped)
+    counts: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """`2 success, 1 failed`: the counts as words ('' for a single task instance)."""
+        return ", ".join(f"{count} {state}" for state, count in self.counts)
 
 
 @dataclass(frozen=True)
 class Grid:
-    """The latest runs (oldest first, as columns) and their task instances' states."""
+    """The latest runs (oldest first, as columns) and their task instances' states: a cell
+    per (run id, task id), per (run id, task id, map index) for mapped instances, and per
+    (run id, group id) summing up a task group; `map_width` is, per mapped task, the most
+    instances it has in any run shown."""
 
     runs: list[DagRunRow]
     cells: dict[tuple[int, str], GridCell] = field(default_factory=dict)
     total_runs: int = 0
+    instances: dict[tuple[int, str, int], GridCell] = field(default_factory=dict)
+    group_cells: dict[tuple[int, str], GridCell] = field(default_factory=dict)
+    map_width: dict[str, int] = field(default_factory=dict)
 
 
-def grid(session: Session, dag_id: str, limit: int) -> Grid:
-    """The DAG's latest `limit` runs and a cell per (run, task): reads only those runs."""
-    runs = list(reversed(run_store.list_runs(session, dag_id, limit)))
+def group_chain(group_id: str | None) -> list[str]:
+    """A task's enclosing groups, outermost first (`a.b` → `a`, `a.b`)."""
+    if not group_id:
+        return []
+    parts = group_id.split(".")
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def grid(session: Session, spec: DagSpec, limit: int) -> Grid:
+    """The DAG's latest `limit` runs and their cells: reads only those runs."""
+    runs = list(reversed(run_store.list_runs(session, spec.dag_id, limit)))
     by_key: dict[tuple[int, str], list[ti_store.TiSummary]] = {}
+    instances: dict[tuple[int, str, int], GridCell] = {}
+    map_width: dict[str, int] = {}
     for ti in ti_store.ti_summaries(session, [r.id for r in runs]):
         by_key.setdefault((ti.dag_run_id, ti.task_id), []).append(ti)
+        if ti.map_index >= 0:
+            instances[(ti.dag_run_id, ti.task_id, ti.map_index)] = GridCell(ti.state, ti.try_number)
+            map_width[ti.task_id] = max(map_width.get(ti.task_id, 0), ti.map_index + 1)
     cells = {key: _cell(tis) for key, tis in by_key.items()}
-    return Grid(runs=runs, cells=cells, total_runs=run_store.count_runs(session, dag_id))
+    return Grid(
+        runs=runs,
+        cells=cells,
+        total_runs=run_store.count_runs(session, spec.dag_id),
+        instances=instances,
+        group_cells=_group_cells(spec, runs, cells),
+        map_width=map_width,
+    )
+
+
+def _counts(states: Sequence[str]) -> tuple[tuple[str, int], ...]:
+    tally: dict[str, int] = {}
+    for state in states:
+        tally[state] = tally.get(state, 0) + 1
+    ordered: list[str] = [s.value for s in _SUMMARY_ORDER if s.value in tally]
+    ordered += sorted(set(tally) - set(ordered))  # a state this version does not know
+    return tuple((state, tally[state]) for state in ordered)
+
+
+def _summary_cell(states: Sequence[str], try_number: int, mapped: int = 0) -> GridCell:
+    counts = _counts(states)
+    return GridCell(state=counts[0][0], try_number=try_number, mapped=mapped, counts=counts)
 
 
 def _cell(tis: Sequence[ti_store.TiSummary]) -> GridCell:
     mapped = [ti for ti in tis if ti.map_index >= 0]
     if not mapped:
         return GridCell(state=tis[0].state, try_number=tis[0].try_number)
-    states = {ti.state for ti in mapped}
-    state = next(s.value for s in _SUMMARY_ORDER if s.value in states)
-    return GridCell(state=state, try_number=max(ti.try_number for ti in mapped), mapped=len(mapped))
+    return _summary_cell(
+        [ti.state for ti in mapped], max(ti.try_number for ti in mapped), len(mapped)
+    )
+
+
+def _group_cells(
+    spec: DagSpec, runs: Sequence[DagRunRow], cells: dict[tuple[int, str], GridCell]
+) -> dict[tuple[int, str], GridCell]:
+    """Per run and task group (nested groups count in their parents): the states of its
+    tasks (a mapped task counts once, with its summary state)."""
+    members: dict[str, list[str]] = {}
+    for task in spec.tasks:
+        for group in group_chain(task.group_id):
+            members.setdefault(group, []).append(task.task_id)
+    found: dict[tuple[int, str], GridCell] = {}
+    for run in runs:
+        for group, task_ids in members.items():
+            present = [cells[(run.id, t)] for t in task_ids if (run.id, t) in cells]
+            if present:
+                tries = max(c.try_number for c in present)
+                found[(run.id, group)] = _summary_cell([c.state for c in present], tries)
+    return found
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,7 @@ class DagFolderSync:
         report = SyncReport(parsed=len(parsed))
         report.removed = sorted(f for f in self._recorded if f not in self._parsed)
         with self._sessions.begin() as session:
+            dag_store.lock_sync(session)
             for result in resolved:
                 outcome = (result.dags, result.error)
                 if self._recorded.get(result.fileloc) != outcome:

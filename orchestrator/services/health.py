@@ -1,17 +1,20 @@
 """How healthy the installation is: database reachability and the scheduler's heartbeat.
 
 The scheduler stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json` after every pass
-of its loop (and at least every `reconcile_interval`), `stopped_at` when it stops on a signal,
-and records there whether the container engine answered at its last reconciliation (since
-when it does not, when it tries again, the last error). A heartbeat older than
+of its loop (and at least every `reconcile_interval`), with how long its passes take
+(`LoopTimes`), `stopped_at` when it stops, and records there whether the container engine
+answered at its last reconciliation (since when it does not, when it tries again, the last
+error). A heartbeat older than
 `scheduler_stale_after` seconds (or none at all) means the scheduler is not running, or stuck.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,6 +22,50 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.services.reconcile import read_status_file
 from orchestrator.settings import Settings
 from orchestrator.store import stats
+
+#: The quantiles of the latest passes' durations the status file reports.
+LOOP_QUANTILES = (0.5, 0.9, 0.99)
+
+
+class LoopTimes:
+    """How long the scheduler loop's passes take (reconciling if due, then a tick): the
+    count and sum since the process started, and quantiles over the latest `window`."""
+
+    def __init__(self, window: int = 1000) -> None:
+        self._recent: deque[float] = deque(maxlen=window)
+        self.count = 0
+        self.total = 0.0
+
+    def add(self, seconds: float) -> None:
+        self._recent.append(seconds)
+        self.count += 1
+        self.total += seconds
+
+    def fields(self) -> dict[str, Any]:
+        """What the status file records under `loop`."""
+        ordered = sorted(self._recent)
+        quantiles = {
+            str(q): ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+            for q in LOOP_QUANTILES
+            if ordered
+        }
+        last = self._recent[-1] if self._recent else None
+        return {
+            "count": self.count,
+            "sum_seconds": self.total,
+            "last_seconds": last,
+            "quantiles": quantiles,
+        }
+
+
+@dataclass(frozen=True)
+class LoopStatus:
+    """The scheduler's pass durations as its status file reports them."""
+
+    count: int
+    sum_seconds: float
+    last_seconds: float | None
+    quantiles: dict[str, float]
 
 
 class SchedulerState(StrEnum):
@@ -56,6 +103,7 @@ class SchedulerStatus:
     engine_down_since: datetime | None
     next_engine_check_at: datetime | None  # while down: when the backoff ends
     last_outage: EngineOutage | None  # the current outage, or the last one that ended
+    loop: LoopStatus | None = None  # None: no pass timed yet
 
 
 def scheduler_status(
@@ -93,6 +141,7 @@ def scheduler_status(
         engine_down_since=down_since if engine == "down" else None,
         next_engine_check_at=_time(status.get("next_check_at")) if engine == "down" else None,
         last_outage=_last_outage(status, error, down_since),
+        loop=_loop(status.get("loop")),
     )
 
 
@@ -108,6 +157,26 @@ def _last_outage(
     times = outage if isinstance(outage, dict) else {}
     return EngineOutage(
         error=last_error, since=_time(times.get("from")), until=_time(times.get("to"))
+    )
+
+
+def _loop(value: object) -> LoopStatus | None:
+    """The `loop` record of the status file; None when it is missing or malformed."""
+    if not isinstance(value, dict):
+        return None
+    count, total, last = value.get("count"), value.get("sum_seconds"), value.get("last_seconds")
+    quantiles = value.get("quantiles")
+    if not isinstance(count, int) or not isinstance(total, int | float):
+        return None
+    return LoopStatus(
+        count=count,
+        sum_seconds=float(total),
+        last_seconds=float(last) if isinstance(last, int | float) else None,
+        quantiles={
+            str(k): float(v)
+            for k, v in (quantiles.items() if isinstance(quantiles, dict) else [])
+            if isinstance(v, int | float)
+        },
     )
 
 

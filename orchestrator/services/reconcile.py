@@ -115,11 +115,17 @@ def read_status_file(home: Path) -> dict[str, Any]:
     return status if isinstance(status, dict) else {}
 
 
-def write_heartbeat(home: Path, now: datetime) -> None:
-    """Stamp `heartbeat_at` in the status file: the scheduler loop is alive (every pass)."""
-    update_status_file(
-        home, {"pid": os.getpid(), "heartbeat_at": now.isoformat(), "stopped_at": None}
-    )
+def write_heartbeat(home: Path, now: datetime, loop: dict[str, Any] | None = None) -> None:
+    """Stamp `heartbeat_at` in the status file: the scheduler loop is alive (every pass);
+    `loop`: how long its passes take (see `health.LoopTimes`)."""
+    fields: dict[str, Any] = {
+        "pid": os.getpid(),
+        "heartbeat_at": now.isoformat(),
+        "stopped_at": None,
+    }
+    if loop is not None:
+        fields["loop"] = loop
+    update_status_file(home, fields)
 
 
 def write_stopped(home: Path, now: datetime) -> None:

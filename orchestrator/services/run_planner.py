@@ -112,7 +112,10 @@ class RunPlanner:
             made, due = create_due_runs(session, spec, now, limit=self._limit)
             created += made
             row.next_dagrun_create_after = due or NEVER
-        if rows or not self._known:
+        # read again when something was planned, and when the time known has passed (another
+        # scheduler sharing the store may have planned that DAG)
+        stale = self._next_at is not None and self._next_at <= now
+        if rows or not self._known or stale:
             session.flush()
             found = dag_store.next_planning_time(session)
             self._next_at = found if found is not None and found < NEVER else None

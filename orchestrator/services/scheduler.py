@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from orchestrator.errors import SchedulerReplaced
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
 from orchestrator.models.states import (
@@ -47,6 +49,7 @@ from orchestrator.services.attempt_worker import (
     Lost,
     SchedulerListener,
 )
+from orchestrator.services.claims import RunClaims
 from orchestrator.services.clock import Clock, SystemClock
 from orchestrator.services.container_stops import ContainerStops
 from orchestrator.services.containers import (
@@ -120,7 +123,11 @@ class Scheduler:
         run_filter: Callable[[DagRunRow], bool] | None = None,
         notifications: NotificationService | None = None,
         plan_runs: bool | None = None,
+        claims: RunClaims | None = None,
     ) -> None:
+        """`claims`: this scheduler shares the store with others and executes only the runs
+        it claims (see `services.claims`); without, it executes every run but `test` ones
+        (or those `run_filter` accepts)."""
         self._settings = settings
         # scheduled runs are created by the general scheduler only (not `dags test`'s)
         if plan_runs is None:
@@ -149,7 +156,10 @@ class Scheduler:
             listener=listener,
             post=self._post,
         )
-        self._run_filter = run_filter or (lambda run: run.run_type != "test")
+        self._claims = claims
+        self._run_filter = run_filter or (
+            claims.owns if claims is not None else lambda run: run.run_type != "test"
+        )
         self._owns_notifications = notifications is None
         self._notifications = notifications or NotificationService(
             settings=settings,
@@ -185,7 +195,8 @@ class Scheduler:
         self._pass_runs: dict[int, tuple[RunInfo, dict[str, Any]]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
-        self._slots = SlotPlanner(settings.parallelism)
+        self._occupancy = claims.occupancy if claims is not None else slot_occupancy
+        self._slots = SlotPlanner(settings.parallelism, self._occupancy)
         self._runs_held = False  # queued runs wait for max_active_runs or a pause
         self._reconciler = Reconciler(
             settings=settings,
@@ -225,18 +236,24 @@ class Scheduler:
         """Make a waiting `run_forever` tick at once."""
         self._wake.set()
 
-    def run_forever(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+    def run_forever(
+        self, stop: threading.Event, on_tick: Callable[[float], None] | None = None
+    ) -> None:
         """Tick until `stop` is set, sleeping only until the next thing can happen.
-        Reconciles with the engine first, and then every `reconcile_interval`."""
+        Reconciles with the engine first, and then every `reconcile_interval`. `on_tick`
+        hears how many seconds each pass took."""
         self.start()
         while not stop.is_set():
             self._wake.clear()
             now = self._clock.now()
             try:
+                began = time.monotonic()
                 self._reconciler.run_if_due(now)
                 self.tick(now)
                 if on_tick is not None:
-                    on_tick()
+                    on_tick(time.monotonic() - began)
+            except SchedulerReplaced:
+                raise  # others took this scheduler's runs over: it must not go on
             except Exception:  # a bug must not kill the loop; it is logged and retried
                 log.exception("scheduler tick failed; retrying")
                 stop.wait(1.0)
@@ -323,6 +340,7 @@ class Scheduler:
         """One pass, one transaction; returns the launches to submit once it committed and
         the times something becomes due."""
         with session.begin():
+            self._claim_runs(session, now, after_commit)
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
             self._handle_all(session, messages, now, report, after_commit)
@@ -441,6 +459,9 @@ class Scheduler:
                 attempt = self._view.attempt(session, ti.id, ti.try_number)
                 if attempt is not None:
                     attempt.start_date = message.started_at
+                    if message.image_ready_at is not None:  # the Gantt chart's pulling span
+                        attempt.launch_started_at = message.launch_started_at
+                        attempt.image_ready_at = message.image_ready_at
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, EngineUnreachable):
@@ -478,6 +499,20 @@ class Scheduler:
             after_commit.append(lambda: self._cleanup_pool.submit(self._worker.remove, cid))
 
     # ----------------------------------------------------------------- runs and readiness
+    def _claim_runs(
+        self, session: Session, now: datetime, after_commit: list[Callable[[], object]]
+    ) -> None:
+        """Sharing the store with other schedulers: heartbeat and claim runs (see
+        `services.claims`). Runs taken over from a dead scheduler are reconciled once the
+        claim committed, before any exit of their containers is handled here."""
+        if self._claims is None:
+            return
+        step = self._claims.begin_pass(session, now, after_commit)
+        if step.taken_over:
+            after_commit.append(partial(self._reconciler.run, now))
+        if step.claimed:
+            after_commit.append(self._wake.set)  # start what was claimed without waiting
+
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
 
@@ -486,7 +521,10 @@ class Scheduler:
         skipping paused DAGs (see `run_limits`)."""
         started = 0
         queued = self._view.runs(session, RunState.QUEUED)
-        running = self._view.runs(session, RunState.RUNNING) if queued else []
+        if self._claims is not None:  # under DAG row locks, counting others' running runs
+            queued, running = self._claims.startable(session, queued)
+        else:
+            running = self._view.runs(session, RunState.RUNNING) if queued else []
         spec_of = partial(self._view.spec, session)
         startable = run_limits.startable_runs(session, queued, running, spec_of)
         self._runs_held = len(startable) < len(queued)
@@ -574,7 +612,7 @@ class Scheduler:
         self, session: Session, now: datetime, report: TickReport
     ) -> list[LaunchJob]:
         self._run_control_tasks(session, now, report)  # no container, no slot: before the count
-        held = slot_occupancy(session)
+        held = self._occupancy(session)
         if held.total >= self._settings.parallelism:
             return []
         runs: dict[int, DagRunRow] = {}
@@ -759,6 +797,8 @@ class Scheduler:
         """Sleep until the earliest retry or timeout the last pass saw, or the poll interval
         for runs queued by other processes; container exits wake the loop earlier."""
         wait = self._settings.trigger_poll_interval
+        if self._claims is not None:  # its heartbeat is due once per claim interval
+            wait = min(wait, self._claims.interval)
         if self._next_deadline is not None:
             wait = min(wait, (self._next_deadline - now).total_seconds())
         return max(wait, 0.0)

@@ -185,6 +185,22 @@ class ConnectionSummary:
     has_password: bool
     has_extra: bool
     description: str | None
+    updated_at: datetime
+
+
+def _summary(row: ConnectionRow) -> ConnectionSummary:
+    return ConnectionSummary(
+        conn_id=row.conn_id,
+        conn_type=row.conn_type,
+        host=row.host,
+        port=row.port,
+        login=row.login,
+        schema=row.db_schema,
+        has_password=row.password is not None,
+        has_extra=row.extra is not None,
+        description=row.description,
+        updated_at=row.updated_at,
+    )
 
 
 @dataclass(frozen=True)
@@ -238,21 +254,52 @@ class SecretsService:
             ),
         )
 
+    def set_connection(
+        self,
+        connection: Connection,
+        now: datetime,
+        description: str | None = None,
+        *,
+        keep_password: bool = False,
+        keep_extra: bool = False,
+        keep_description: bool = False,
+    ) -> bool:
+        """Create a connection or replace a stored one (True: it was created). Replacing,
+        `keep_*` keeps the stored password, extra settings or description instead of the
+        ones given (a client that never saw them can change the other fields)."""
+        conn_id = connection.conn_id
+        if not conn_id.strip():
+            raise SecretError("a connection needs a non-empty id")
+        row = secret_store.get_connection(self._session, conn_id)
+        if row is None:
+            self.add_connection(connection, now, description)
+            return True
+        what = f"connection {conn_id!r}"
+        encrypt = self._cipher.encrypt
+        password = encrypt(connection.password, what) if connection.password is not None else None
+        extra = encrypt(json.dumps(connection.extra), what) if connection.extra else None
+        row.conn_type = connection.conn_type
+        row.host, row.port, row.login = connection.host, connection.port, connection.login
+        row.db_schema = connection.schema
+        if not keep_password:
+            row.password = password
+        if not keep_extra:
+            row.extra = extra
+        if not keep_description:
+            row.description = description
+        row.updated_at = now
+        self._session.flush()
+        return False
+
     def list_connections(self) -> list[ConnectionSummary]:
-        return [
-            ConnectionSummary(
-                conn_id=row.conn_id,
-                conn_type=row.conn_type,
-                host=row.host,
-                port=row.port,
-                login=row.login,
-                schema=row.db_schema,
-                has_password=row.password is not None,
-                has_extra=row.extra is not None,
-                description=row.description,
-            )
-            for row in secret_store.list_connections(self._session)
-        ]
+        return [_summary(row) for row in secret_store.list_connections(self._session)]
+
+    def stored_connection(self, conn_id: str) -> ConnectionSummary:
+        """A stored connection without its secrets (the environment is not consulted)."""
+        row = secret_store.get_connection(self._session, conn_id)
+        if row is None:
+            raise SecretNotFound(f"no stored connection {conn_id!r}")
+        return _summary(row)
 
     def get_connection(self, conn_id: str) -> Connection:
         """A connection as tasks see it (environment first, then the store)."""
@@ -264,8 +311,9 @@ class SecretsService:
 
     def set_variable(
         self, name: str, value: str, now: datetime, description: str | None = None
-    ) -> None:
-        """Create or replace a stored variable."""
+    ) -> bool:
+        """Create or replace a stored variable (True: it was created); without a description
+        a replaced variable keeps its own."""
         if not name.strip():
             raise SecretError("a variable needs a non-empty name")
         token = self._cipher.encrypt(value, f"variable {name!r}")
@@ -276,6 +324,14 @@ class SecretsService:
             self._session,
             VariableRow(name=name, value=token, description=description, updated_at=now),
         )
+        return existing is None
+
+    def stored_variable(self, name: str) -> VariableSummary:
+        """A stored variable without its value (the environment is not consulted)."""
+        row = secret_store.get_variable(self._session, name)
+        if row is None:
+            raise SecretNotFound(f"no stored variable {name!r}")
+        return VariableSummary(row.name, row.description, row.updated_at)
 
     def get_variable(self, name: str) -> str:
         """A variable as tasks see it (environment first, then the store)."""

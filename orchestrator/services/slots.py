@@ -54,8 +54,11 @@ def occupancy(session: Session) -> Occupancy:
 class SlotPlanner:
     """Applies the limits for the scheduler; keeps effective priorities per spec version."""
 
-    def __init__(self, parallelism: int) -> None:
+    def __init__(
+        self, parallelism: int, occupancy_of: Callable[[Session], Occupancy] = occupancy
+    ) -> None:
         self._parallelism = parallelism
+        self._occupancy_of = occupancy_of
         self._weights = WeightCache()
 
     def choose(
@@ -66,9 +69,15 @@ class SlotPlanner:
         held: Occupancy,
     ) -> list[Waiting]:
         """The instances to launch now, highest priority first; `version_of(dag_id)` names
-        the spec version (its hash) that effective priorities are cached under."""
+        the spec version (its hash) that effective priorities are cached under.
+
+        On PostgreSQL the choice is made under a lock every scheduler takes (held until the
+        pass commits), with `held` read again under it: what other schedulers queued counts,
+        so pools and per-DAG and per-task limits hold across them."""
         if not waiting:
             return []
+        if pool_store.lock_slots(session):  # PostgreSQL: count again, alone among schedulers
+            held = self._occupancy_of(session)
         pools = pool_store.pool_sizes(session)
         if DEFAULT_POOL not in pools:
             pools[DEFAULT_POOL] = pool_store.ensure_default_pool(session).slots

@@ -7,8 +7,11 @@ Decisions:
 - API tokens are 32 random bytes (URL-safe base64) shown once when issued; only their SHA-256
   digest is stored (a random token needs no slow hash). A user may hold several; deleting the
   user revokes them.
+- `orchestrator standalone` (local use) creates user `admin` with a random password when
+  there are no users, and keeps that password in `<home>/standalone-admin-password` (mode
+  600) so a later start can print it again, as Airflow's standalone mode does.
 - Roles are ordered: `viewer` reads everything; `operator` also triggers, clears, marks and
-  pauses; `admin` also manages users and pools.
+  pauses; `admin` also manages users, pools, connections and variables.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -36,7 +42,7 @@ class Role(StrEnum):
 
     VIEWER = "viewer"  # read DAGs, runs, task instances, logs, pools, import errors
     OPERATOR = "operator"  # also trigger, clear, mark and pause
-    ADMIN = "admin"  # also manage users and pools
+    ADMIN = "admin"  # also manage users, pools, connections and variables
 
     @property
     def rank(self) -> int:
@@ -129,3 +135,40 @@ def authenticate(session: Session, username: str, password: str) -> UserRow | No
 
 def user_for_token(session: Session, token: str) -> UserRow | None:
     return user_store.user_by_token(session, token_digest(token))
+
+
+STANDALONE_ADMIN = "admin"
+STANDALONE_PASSWORD_FILE = "standalone-admin-password"
+
+
+@dataclass(frozen=True)
+class StandaloneAdmin:
+    """Who signs in to a standalone installation, and with what."""
+
+    username: str
+    password: str
+    created: bool  # made by this start (else made by an earlier one)
+    password_file: Path
+
+
+def standalone_admin(session: Session, home: Path, now: datetime) -> StandaloneAdmin | None:
+    """With no users at all: create `admin` (role admin) with a random password, kept in
+    `<home>/standalone-admin-password`. With users: the admin an earlier start made, if its
+    password is still the one kept; else None (the users were made some other way)."""
+    path = home / STANDALONE_PASSWORD_FILE
+    if not user_store.list_users(session):
+        password = secrets.token_urlsafe(12)
+        create_user(session, STANDALONE_ADMIN, password, Role.ADMIN, now)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(password + "\n")
+        return StandaloneAdmin(STANDALONE_ADMIN, password, True, path)
+    try:
+        kept = path.read_text().strip()
+    except OSError:
+        return None
+    if kept and authenticate(session, STANDALONE_ADMIN, kept) is not None:
+        return StandaloneAdmin(STANDALONE_ADMIN, kept, False, path)
+    return None

@@ -6,12 +6,23 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import DagNotFound
 from orchestrator.models.specs import DagSpec
 from orchestrator.store.tables import DagRow, ImportErrorRow
+
+#: The PostgreSQL advisory lock that serializes recording parsed DAG files.
+SYNC_LOCK = 0x6F7263682D646167  # "orch-dag"
+
+
+def lock_sync(session: Session) -> None:
+    """On PostgreSQL, wait for the lock on recording parsed DAG files, held until the
+    transaction ends: schedulers sharing the store parse the same folder, and one records at a
+    time (no duplicate insert of a new DAG, no deadlock between two updates)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SYNC_LOCK})
 
 
 def spec_hash(spec_json: str) -> str:
@@ -123,7 +134,10 @@ def set_paused(session: Session, dag_id: str, paused: bool) -> DagRow:
 
 
 def dags_to_plan(session: Session, now: datetime) -> list[DagRow]:
-    """Active, unpaused DAGs whose planning is due (never planned, changed, or due by now)."""
+    """Active, unpaused DAGs whose planning is due (never planned, changed, or due by now),
+    read afresh and locked until the transaction ends. A DAG another transaction holds (a
+    scheduler planning it or starting its runs) is passed over (`FOR UPDATE SKIP LOCKED`), so
+    schedulers sharing a PostgreSQL store never plan the same DAG at once."""
     due = DagRow.next_dagrun_create_after
     return list(
         session.scalars(
@@ -131,6 +145,8 @@ def dags_to_plan(session: Session, now: datetime) -> list[DagRow]:
             .where(DagRow.is_active.is_(True), DagRow.is_paused.is_(False))
             .where(or_(due.is_(None), due <= now))
             .order_by(DagRow.dag_id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
         )
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from orchestrator.models.specs import DEFAULT_POOL
@@ -13,6 +13,8 @@ from orchestrator.store.tables import PoolRow, TaskInstanceRow
 
 #: Slots of `default_pool` when it is created (by the first migration, or again if missing).
 DEFAULT_POOL_SLOTS = 128
+#: The PostgreSQL advisory lock that serializes choosing launches among schedulers.
+SLOTS_LOCK = 0x6F7263682D736C74  # "orch-slt"
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,17 @@ class ActiveGroup:
     state: str
     count: int
     slots: int
+
+
+def lock_slots(session: Session) -> bool:
+    """On PostgreSQL, wait for the lock on choosing launches, held until the transaction ends
+    (a transaction-scoped advisory lock): slot counts read after it are exact, however many
+    schedulers share the store. True if taken; False on SQLite, whose transactions are
+    exclusive anyway."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SLOTS_LOCK})
+    return True
 
 
 def ensure_default_pool(session: Session) -> PoolRow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -35,15 +36,46 @@ def import_error_count(session: Session) -> int:
     return session.scalar(select(func.count(ImportErrorRow.id))) or 0
 
 
-def recent_attempt_times(
-    session: Session, limit: int
-) -> list[tuple[datetime, datetime | None, datetime | None]]:
-    """`(queued_at, start_date, end_date)` of the `limit` most recently created attempts that
-    finished: a bounded read, whatever the size of the history."""
+def runs_by_type(session: Session) -> dict[str, int]:
+    """How many runs were ever created, by run type (runs are never deleted)."""
     rows = session.execute(
-        select(TaskAttemptRow.queued_at, TaskAttemptRow.start_date, TaskAttemptRow.end_date)
+        select(DagRunRow.run_type, func.count(DagRunRow.id)).group_by(DagRunRow.run_type)
+    )
+    return {run_type: count for run_type, count in rows}
+
+
+class AttemptTimes(NamedTuple):
+    """When a finished attempt was queued, launched, had its image, started and ended, and
+    how it ended."""
+
+    queued_at: datetime
+    launch_started_at: datetime | None
+    image_ready_at: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+    state: str
+    exit_code: int | None
+    oom_killed: bool
+    timed_out: bool
+
+
+def recent_attempt_times(session: Session, limit: int) -> list[AttemptTimes]:
+    """The `limit` most recently created attempts that finished: a bounded read, whatever
+    the size of the history."""
+    rows = session.execute(
+        select(
+            TaskAttemptRow.queued_at,
+            TaskAttemptRow.launch_started_at,
+            TaskAttemptRow.image_ready_at,
+            TaskAttemptRow.start_date,
+            TaskAttemptRow.end_date,
+            TaskAttemptRow.state,
+            TaskAttemptRow.exit_code,
+            TaskAttemptRow.oom_killed,
+            TaskAttemptRow.timed_out,
+        )
         .where(TaskAttemptRow.end_date.is_not(None))
         .order_by(TaskAttemptRow.id.desc())
         .limit(limit)
     )
-    return [(queued, start, end) for queued, start, end in rows]
+    return [AttemptTimes(*row) for row in rows]

@@ -86,6 +86,7 @@ class DagRunRow(Base):
     __table_args__ = (
         UniqueConstraint("dag_id", "run_id"),
         Index("ix_dag_runs_state", "state"),
+        Index("ix_dag_runs_claimed_by", "claimed_by"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -103,6 +104,24 @@ class DagRunRow(Base):
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     #: Why the run ended as it did when no task says so (e.g. its dagrun_timeout passed).
     state_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The scheduler (`schedulers.id`) executing the run, or that last did; None: nobody yet.
+    claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class SchedulerRow(Base):
+    """A scheduler process that executes runs (several may share a PostgreSQL store), with
+    its latest heartbeat."""
+
+    __tablename__ = "schedulers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))  # the host name, for people
+    pid: Mapped[int] = mapped_column(Integer)
+    #: Which process table `pid` belongs to (host name and boot id): a scheduler on the same
+    #: machine can tell at once that this one's process is gone.
+    machine: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class TaskInstanceRow(Base):
@@ -170,6 +189,10 @@ class TaskAttemptRow(Base):
     # restarted scheduler resumes the log from there without repeating a line)
     log_offset: Mapped[int | None] = mapped_column(Integer, nullable=True)
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # when a worker began launching (making the image ready: pulling it if need be) and when
+    # the image was ready; None when the container was started after a restart, or not at all
+    launch_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    image_ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     start_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     end_date: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 

@@ -20,6 +20,10 @@ from orchestrator.web.state import WebState
 
 SESSION_COOKIE = "orch_session"
 SESSION_MAX_AGE = 7 * 24 * 3600
+AUTH_OFF = (
+    "Authentication is off (ORCH_WEB_AUTH=off): anyone who can reach this server can trigger,"
+    " clear and change anything."
+)
 
 
 def create_app(
@@ -32,10 +36,13 @@ def create_app(
     if sessions is None:
         sessions = make_session_factory(open_engine(settings.resolved_database_url))
     state = WebState(settings=settings, sessions=sessions, clock=clock or SystemClock())
+    description = "REST API of the container-task orchestrator."
+    if not settings.web_auth:
+        description += f"\n\n**{AUTH_OFF}**"
     app = FastAPI(
         title="orchestrator",
         version="1",
-        description="REST API of the container-task orchestrator.",
+        description=description,
         docs_url="/docs",
         redoc_url=None,
     )
@@ -50,6 +57,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api_router, prefix="/api/v1")
     app.include_router(health.router)
+    app.include_router(health.api_router, prefix="/api/v1")
     app.include_router(pages.router)
     app.include_router(dag_pages.router)
     app.include_router(page_actions.router)

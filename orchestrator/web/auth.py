@@ -2,8 +2,9 @@
 
 The API takes a bearer token (`orchestrator users token NAME`), HTTP basic credentials, or the
 session cookie of a signed-in page user; pages take the session cookie. Without credentials
-the API answers 401 and pages redirect to `/login`; a role too low gets 403. With
-`ORCH_WEB_AUTH=off` everyone is an anonymous admin (and every page says so).
+the API answers 401 and pages redirect to `/login`; a role too low gets 403. An API call that
+changes something with only the session cookie must also send the session's CSRF token (see
+`csrf`). With `ORCH_WEB_AUTH=off` everyone is an anonymous admin (and every page says so).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from orchestrator.services.users import Role, authenticate, user_for_token
 from orchestrator.store import users as user_store
+from orchestrator.web.csrf import require_header_token
 from orchestrator.web.state import WebState, web_state
 
 SESSION_USER = "user"
@@ -29,6 +31,7 @@ class Principal:
 
     username: str
     role: Role
+    by_session: bool = False  # signed in by the session cookie (not a token or password)
 
 
 class LoginRequired(Exception):
@@ -59,7 +62,7 @@ def identify(request: Request, state: WebState) -> Principal | None:
         if isinstance(username, str):
             row = user_store.get_user(session, username)
             if row is not None:  # a deleted user's session ends
-                return Principal(row.username, Role(row.role))
+                return Principal(row.username, Role(row.role), by_session=True)
     return None
 
 
@@ -83,6 +86,8 @@ def api_user(role: Role = Role.VIEWER) -> Callable[..., Principal]:
                 "authentication required: a bearer token, basic credentials or a session",
                 headers={"WWW-Authenticate": 'Bearer, Basic realm="orchestrator"'},
             )
+        if principal.by_session:
+            require_header_token(request)
         _check_role(principal, role)
         return principal
 

@@ -68,36 +68,80 @@ def _dag_context(state: WebState, user: Principal, dag_id: str, tab: str) -> dic
     }
 
 
+#: Rows a mapped task opens into at most (a run's page lists every instance).
+MAX_INSTANCE_ROWS = 100
+
+
 @dataclass(frozen=True)
 class GridRow:
-    """A row of the grid: a group header (collapsible) or a task."""
+    """A row of the grid: a group header, a task, a mapped task's instance, or the note that
+    more instances exist than are drawn. Group headers and mapped tasks open and close the
+    rows inside them (`toggle`: the key their button and those rows' `groups` share)."""
 
     label: str
+    kind: str  # "group", "task", "instance" or "more"
     task_id: str | None  # None for a group header
     quoted: str  # the task id as a URL path segment
     group: str | None  # the group this header opens, or the task's innermost group
-    groups: tuple[str, ...]  # every enclosing group, outermost first
+    groups: tuple[str, ...]  # every enclosing toggle (groups, a mapped task), outermost first
     depth: int
+    map_index: int = -1
+    toggle: str | None = None  # a group's id, or `map:<task id>` for a mapped task
+    collapsed: bool = False  # closed when the page is first drawn (a mapped task's instances)
 
 
-def grid_rows(spec: DagSpec) -> list[GridRow]:
-    """Tasks in DAG order, each group announced by a header row before its first task."""
+def grid_rows(spec: DagSpec, map_width: dict[str, int] | None = None) -> list[GridRow]:
+    """Tasks in DAG order, each group announced by a header row before its first task, and
+    each mapped task (by `map_width`: its most instances in the runs shown) followed by a
+    row per map index (closed at first)."""
+    widths = map_width or {}
     rows: list[GridRow] = []
     opened: set[str] = set()
     for task in spec.tasks:
-        chain: list[str] = []
-        if task.group_id:
-            parts = task.group_id.split(".")
-            chain = [".".join(parts[: i + 1]) for i in range(len(parts))]
+        chain = dag_views.group_chain(task.group_id)
         for depth, group in enumerate(chain):
             if group not in opened:
                 opened.add(group)
-                rows.append(GridRow(group, None, "", group, tuple(chain[:depth]), depth))
+                rows.append(
+                    GridRow(
+                        group, "group", None, "", group, tuple(chain[:depth]), depth, toggle=group
+                    )
+                )
+        quoted, depth = q(task.task_id), len(chain)
+        width = widths.get(task.task_id, 0)
+        toggle = f"map:{task.task_id}" if width else None
         rows.append(
             GridRow(
-                task.task_id, task.task_id, q(task.task_id), task.group_id, tuple(chain), len(chain)
+                task.task_id,
+                "task",
+                task.task_id,
+                quoted,
+                task.group_id,
+                tuple(chain),
+                depth,
+                toggle=toggle,
+                collapsed=toggle is not None,
             )
         )
+        inside = (*chain, f"map:{task.task_id}")
+        for index in range(min(width, MAX_INSTANCE_ROWS)):
+            rows.append(
+                GridRow(
+                    f"[{index}]",
+                    "instance",
+                    task.task_id,
+                    quoted,
+                    task.group_id,
+                    inside,
+                    depth + 1,
+                    map_index=index,
+                )
+            )
+        if width > MAX_INSTANCE_ROWS:
+            more = f"{width - MAX_INSTANCE_ROWS} more instances: a run's page lists them all"
+            rows.append(
+                GridRow(more, "more", task.task_id, quoted, task.group_id, inside, depth + 1)
+            )
     return rows
 
 
@@ -114,11 +158,11 @@ def grid_page(
     """The grid (also drawn again, with an error, when a trigger form was refused)."""
     context = _dag_context(state, user, dag_id, "grid")
     with state.sessions() as session:
-        grid = dag_views.grid(session, dag_id, runs)
+        grid = dag_views.grid(session, context["spec"], runs)
     context.update(
         grid=grid,
         run_hrefs={run.id: run_path(dag_id, run.run_id) for run in grid.runs},
-        rows=grid_rows(context["spec"]),
+        rows=grid_rows(context["spec"], grid.map_width),
         runs=runs,
         live=_unfinished(grid.runs),
         **overrides,
@@ -134,7 +178,9 @@ def dag_grid(
     state: WebState = Depends(web_state),
     user: Principal = Depends(page_user()),
 ) -> Response:
-    """Runs as columns (oldest left), tasks as rows, each cell a task instance by state."""
+    """Runs as columns (oldest left), tasks as rows, each cell a task instance by state; a
+    group's row sums up its tasks, a mapped task's its instances (it opens into a row per
+    map index)."""
     return grid_page(request, state, user, dag_id, runs)
 
 
@@ -185,13 +231,14 @@ def dag_durations(
 
 
 def gantt_rows(detail: dag_views.RunDetail, now: datetime) -> list[GanttRow]:
-    """A row per task instance that was queued: each attempt's queued span (queued → start)
-    and running span (start → end, or now while it runs)."""
+    """A row per task instance that was queued: each attempt's spans (see `attempt_spans`)."""
     rows = []
     for ti in detail.task_instances:
         spans = [s for a in detail.attempts.get(ti.id, []) for s in _attempt_spans(a, now)]
         if not spans and ti.queued_at is not None:  # no attempt rows (e.g. a control task)
-            spans = _spans(ti.queued_at, ti.start_date, ti.end_date, ti.state, ti.try_number, now)
+            spans = attempt_spans(
+                ti.queued_at, ti.start_date, ti.end_date, ti.state, ti.try_number, now
+            )
         if spans:
             label = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             href = ti_path(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
@@ -200,32 +247,53 @@ def gantt_rows(detail: dag_views.RunDetail, now: datetime) -> list[GanttRow]:
 
 
 def _attempt_spans(attempt: TaskAttemptRow, now: datetime) -> list[Span]:
-    return _spans(
+    return attempt_spans(
         attempt.queued_at,
         attempt.start_date,
         attempt.end_date,
         attempt.state,
         attempt.try_number,
         now,
+        launch_started=attempt.launch_started_at,
+        image_ready=attempt.image_ready_at,
     )
 
 
-def _spans(
+def attempt_spans(
     queued: datetime,
     start: datetime | None,
     end: datetime | None,
     state: str,
     try_number: int,
     now: datetime,
+    *,
+    launch_started: datetime | None = None,
+    image_ready: datetime | None = None,
 ) -> list[Span]:
+    """An attempt's time: queued (until a worker takes it up), pulling (making its image
+    ready: pulled if missing), starting (the container created and started) and running
+    (until it ended, or now). Without the launch's times (a container started after a
+    restart, or an attempt before they were recorded) queued lasts until the start."""
     finish = end or now
     tag = f"try {try_number}"
+    spans: list[Span] = []
+    if launch_started is not None and image_ready is not None:
+        spans.append(Span("queued", queued, launch_started, state, f"{tag}: queued"))
+        spans.append(
+            Span("pulling", launch_started, image_ready, state, f"{tag}: pulling the image")
+        )
+        if start is not None:
+            label = f"{tag}: creating and starting the container"
+            spans.append(Span("starting", image_ready, start, state, label))
+    elif start is not None:
+        spans.append(Span("queued", queued, start, state, f"{tag}: queued"))
     if start is None:
-        return [Span("queued", queued, finish, state, f"{tag}: queued, {state}")]
-    return [
-        Span("queued", queued, start, state, f"{tag}: queued"),
-        Span("running", start, finish, state, f"{tag}: {state}"),
-    ]
+        waiting_since = image_ready if image_ready is not None else queued
+        kind = "starting" if image_ready is not None else "queued"
+        spans.append(Span(kind, waiting_since, finish, state, f"{tag}: {kind}, {state}"))
+        return spans
+    spans.append(Span("running", start, finish, state, f"{tag}: {state}"))
+    return spans
 
 
 @router.get("/dags/{dag_id}/runs/{run_id}", response_class=HTMLResponse)

@@ -1,7 +1,8 @@
 """The forms of the pages that change things: pause, trigger, clear and mark. Each calls the
 same action as the REST API (`actions`: the service plus its audit record), needs an operator,
-and answers with a redirect back and a one-time message. The session cookie is `SameSite=lax`,
-so another site cannot post these forms with it."""
+and answers with a redirect back and a one-time message. Every form must carry the session's
+CSRF token (checked before anything else: see `csrf`); the session cookie is also
+`SameSite=lax`."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from orchestrator.services.runs import parse_conf
 from orchestrator.services.users import Role
 from orchestrator.web import actions
 from orchestrator.web.auth import Principal, page_user
+from orchestrator.web.csrf import require_form_token
 from orchestrator.web.dag_pages import grid_page, run_path, ti_path
 from orchestrator.web.pages import flash, safe_next
 from orchestrator.web.state import WebState, web_state
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(require_form_token)])
 Operator = Depends(page_user(Role.OPERATOR))
 
 

@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from orchestrator.models.secrets import MASK
 from orchestrator.models.specs import DagSpec
 from orchestrator.services.clearing import Changes
 from orchestrator.services.pools import PoolUse
+from orchestrator.services.secrets import ConnectionSummary, VariableSummary
 from orchestrator.store.tables import DagRow, DagRunRow, ImportErrorRow, TaskInstanceRow
 
 
@@ -174,6 +176,66 @@ class UserIn(Body):
     role: Literal["viewer", "operator", "admin"]
 
 
+class ConnectionIn(Body):
+    """A connection: `uri` alone (`type://login:password@host:port/schema?key=value`), or
+    `conn_type` with the other fields. Replacing a stored connection, a `password` or `extra`
+    left out keeps the stored one (null removes it)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    uri: SecretStr | None = None
+    conn_type: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z][A-Za-z0-9+.\-_]*$"
+    )
+    host: str | None = Field(default=None, max_length=1000)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    login: str | None = Field(default=None, max_length=1000)
+    password: SecretStr | None = None
+    schema_: str | None = Field(default=None, alias="schema", max_length=1000)
+    extra: dict[str, Any] | None = None
+    description: str | None = Field(default=None, max_length=5000)
+
+    @model_validator(mode="after")
+    def _uri_or_fields(self) -> ConnectionIn:
+        fields = {"conn_type", "host", "port", "login", "password", "schema_", "extra"}
+        if self.uri is not None and fields & self.model_fields_set:
+            raise ValueError("give either uri or conn_type with the other fields, not both")
+        if self.uri is None and self.conn_type is None:
+            raise ValueError("give uri, or conn_type (with host, port, login, password, ...)")
+        return self
+
+
+class ConnectionOut(BaseModel):
+    """A stored connection; its password and extra settings show as `***` when set."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    conn_id: str
+    conn_type: str
+    host: str | None
+    port: int | None
+    login: str | None
+    schema_: str | None = Field(alias="schema")
+    password: str | None
+    extra: str | None
+    description: str | None
+    updated_at: datetime
+
+
+class VariableIn(Body):
+    value: SecretStr = Field(max_length=1_000_000)
+    description: str | None = Field(default=None, max_length=5000)
+
+
+class VariableOut(BaseModel):
+    """A stored variable; its value always shows as `***`."""
+
+    name: str
+    value: str
+    description: str | None
+    updated_at: datetime
+
+
 # --------------------------------------------------------------------------------- mappings
 def dag_out(
     row: DagRow,
@@ -300,4 +362,28 @@ def changes_out(changes: Changes) -> ChangesOut:
             )
             for c in changes.tasks
         ],
+    )
+
+
+def connection_out(summary: ConnectionSummary) -> ConnectionOut:
+    return ConnectionOut(
+        conn_id=summary.conn_id,
+        conn_type=summary.conn_type,
+        host=summary.host,
+        port=summary.port,
+        login=summary.login,
+        schema_=summary.schema,
+        password=MASK if summary.has_password else None,
+        extra=MASK if summary.has_extra else None,
+        description=summary.description,
+        updated_at=summary.updated_at,
+    )
+
+
+def variable_out(summary: VariableSummary) -> VariableOut:
+    return VariableOut(
+        name=summary.name,
+        value=MASK,
+        description=summary.description,
+        updated_at=summary.updated_at,
     )

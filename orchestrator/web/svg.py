@@ -25,6 +25,8 @@ STATE_COLOURS: dict[str, str] = {
     "skipped": "#ff69b4",
     "removed": "#d3d3d3",
 }
+#: Fill colours of the Gantt chart's thin bars: the time before an attempt's container runs.
+WAIT_COLOURS: dict[str, str] = {"queued": "#bdbdbd", "pulling": "#64b5f6", "starting": "#7e57c2"}
 LINE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 CHAR_WIDTH = 7.2  # px per character of the 12px monospace labels
 
@@ -152,7 +154,7 @@ def graph_svg(
 # ------------------------------------------------------------------------------------- gantt
 @dataclass(frozen=True)
 class Span:
-    kind: str  # "queued" or "running"
+    kind: str  # "queued", "pulling", "starting" (thin bars) or "running"
     start: datetime
     end: datetime
     state: str  # the attempt's state (colours the running span)
@@ -171,8 +173,9 @@ def _seconds(delta_from: datetime, moment: datetime) -> float:
 
 
 def gantt_svg(rows: Sequence[GanttRow], *, width: float = 900) -> str:
-    """A row per task instance; its queued spans (grey, thin) and running spans (the
-    attempt's state colour) on a shared time axis in seconds from the earliest span."""
+    """A row per task instance; its queued (grey), pulling (blue) and starting (violet) spans
+    as thin bars and its running spans in the attempt's state colour, on a shared time axis
+    in seconds from the earliest span."""
     spans = [s for row in rows for s in row.spans]
     label_w = max((len(r.label) for r in rows), default=4) * CHAR_WIDTH + 16
     row_h, top = 24.0, 26.0
@@ -204,8 +207,8 @@ def gantt_svg(rows: Sequence[GanttRow], *, width: float = 900) -> str:
         for span in row.spans:
             x = label_w + _seconds(origin, span.start) * scale
             w = max(_seconds(span.start, span.end) * scale, 2.0)
-            thin = span.kind == "queued"
-            fill = "#bdbdbd" if thin else colour(span.state)
+            thin = span.kind in WAIT_COLOURS
+            fill = WAIT_COLOURS[span.kind] if thin else colour(span.state)
             parts.append(
                 f'<rect class="bar {span.kind}" x="{x:.1f}" y="{y + (8 if thin else 3):.1f}"'
                 f' width="{w:.1f}" height="{8 if thin else 18}" fill="{fill}" stroke="#555"'

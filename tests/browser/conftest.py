@@ -20,6 +20,7 @@ import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.mapping import LiteralItems
 from orchestrator.models.specs import DagSpec, ParamSpec, TaskSpec
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.services.clock import SystemClock
@@ -71,6 +72,20 @@ def slow_dag() -> DagSpec:
     return DagSpec(dag_id="slow", fileloc="/dags/slow.py", tasks=(task,))
 
 
+def fanout_dag() -> DagSpec:
+    """`fetch` maps over three cities; group `load` holds one task after it."""
+    fetch = TaskSpec(
+        task_id="fetch",
+        image="busybox",
+        environment={"CITY": "{{ mapped.item }}"},
+        expand={"item": LiteralItems(items=("amsterdam", "paris", "tokyo"))},
+    )
+    load = TaskSpec(
+        task_id="load.all", image="busybox", upstream_task_ids=("fetch",), group_id="load"
+    )
+    return DagSpec(dag_id="fanout", fileloc="/dags/fanout.py", tasks=(fetch, load))
+
+
 def script(request: LaunchRequest) -> FakeBehavior:
     task_id = request.labels["orch.task_id"]
     if request.labels["orch.dag_id"] == "slow":
@@ -99,6 +114,7 @@ def site(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[Site]:
         create_user(session, USER, PASSWORD, Role.OPERATOR, clock.now())
         dag_store.upsert_dag(session, dag(), clock.now())
         dag_store.upsert_dag(session, slow_dag(), clock.now())
+        dag_store.upsert_dag(session, fanout_dag(), clock.now())
     runtime = FakeRuntime(script)
     scheduler = Scheduler(settings=settings, sessions=sessions, runtime=runtime, clock=clock)
     stop = threading.Event()

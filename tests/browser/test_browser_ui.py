@@ -83,6 +83,7 @@ def test_sign_in_trigger_watch_the_grid_turn_green_and_read_a_log(
     page.click("#grid a.run-head")
     page.wait_for_selector("svg.gantt rect.bar.running")
     assert page.locator("svg.gantt rect.bar.running").count() == 4
+    assert page.locator("svg.gantt rect.bar.pulling").count() == 4  # queued, pulling, running
     shot("08-run-gantt")
 
     page.click("nav.tabs >> text=Durations")
@@ -117,3 +118,54 @@ def test_a_running_attempt_s_log_is_followed_live(
     assert "done" in page.inner_text("pre.log")
     assert page.locator("text=following…").count() == 0
     page.screenshot(path=str(screenshots / "11-log-finished.png"), full_page=True)
+
+
+def test_a_mapped_task_opens_into_its_instances_and_a_group_sums_up_its_tasks(
+    site: Site, browser_page: Any, screenshots: Path
+) -> None:
+    page = browser_page
+    with site.sessions.begin() as session:
+        spec = dag_store.get_dag_spec(session, "fanout")
+        trigger_run(session, spec, now=SystemClock().now())
+    sign_in(page, site, "/dags/fanout")
+    page.wait_for_selector('#grid a.run-head[data-state="success"]')
+    mapped = page.locator("#grid a.cell.mapped")
+    assert mapped.get_attribute("data-counts") == "3 success"
+    assert page.locator("#grid tr.instance-row:visible").count() == 0  # closed at first
+    page.click('.map-toggle[data-group="map:fetch"]')
+    visible = page.locator("#grid tr.instance-row:visible")
+    assert visible.count() == 3
+    states = page.eval_on_selector_all(
+        "#grid a.instance-cell", "cells => cells.map(c => c.dataset.state)"
+    )
+    assert states == ["success"] * 3
+    page.click('.group-toggle[data-group="load"]')
+    assert page.is_hidden('tr[data-task="load.all"]')
+    group_cell = page.locator('tr.group-row[data-group="load"] a.group-cell')
+    assert group_cell.get_attribute("data-state") == "success"
+    page.screenshot(path=str(screenshots / "13-grid-mapped-open.png"), full_page=True)
+    page.click("#grid tr.instance-row a.instance-cell >> nth=1")
+    page.wait_for_selector("text=fetch[1]")
+    assert page.inner_text(".ti-state") == "success"
+
+
+def test_a_form_without_the_session_s_csrf_token_is_refused(
+    site: Site, browser_page: Any, screenshots: Path
+) -> None:
+    page = browser_page
+    sign_in(page, site, "/dags/sales")
+    page.wait_for_selector("text=No runs yet.")
+    # a script posting the form's fields but not the token (what another site would send)
+    status = page.evaluate(
+        """() => fetch('/dags/sales/trigger', {
+                method: 'POST', body: new URLSearchParams({conf: '{}'})
+            }).then(response => response.status)"""
+    )
+    assert status == 403
+    page.click("text=Trigger a run…")
+    page.eval_on_selector('form.trigger input[name="csrf_token"]', "input => input.remove()")
+    page.click('button:has-text("Trigger")')
+    page.wait_for_selector("text=CSRF token")
+    page.screenshot(path=str(screenshots / "12-csrf-refused.png"), full_page=True)
+    with site.sessions() as session:
+        assert run_store.count_runs(session, "sales") == 0

@@ -2,10 +2,10 @@
 
 from fastapi import APIRouter
 
-from orchestrator.web.api import admin, dags, runs, tasks
+from orchestrator.web.api import admin, dags, runs, secrets, tasks
 
 router = APIRouter()
-for module in (dags, runs, tasks, admin):
+for module in (dags, runs, tasks, admin, secrets):
     router.include_router(module.router)
 
 __all__ = ["router"]

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.runtime.fake import FakeRuntime
 from orchestrator.services.daemon import run_scheduler
-from orchestrator.services.health import scheduler_status
+from orchestrator.services.health import LoopTimes, scheduler_status
 from orchestrator.services.reconcile import STATUS_FILE, update_status_file, write_heartbeat
 from orchestrator.settings import Settings
 from tests.support import FixedClock
@@ -59,3 +59,29 @@ def test_the_running_scheduler_stamps_a_heartbeat(
         daemon.join(timeout=20)
     status = scheduler_status(settings, clock.now())
     assert (status.heartbeat_at, status.engine_up) == (clock.now(), True)
+    assert status.loop is not None and status.loop.count >= 1  # each pass is timed
+    assert status.loop.last_seconds is not None and status.loop.last_seconds >= 0
+    assert set(status.loop.quantiles) == {"0.5", "0.9", "0.99"}
+
+
+def test_loop_times_keep_a_window_for_quantiles_and_totals_since_the_start() -> None:
+    times = LoopTimes(window=2)
+    assert times.fields() == {
+        "count": 0,
+        "sum_seconds": 0.0,
+        "last_seconds": None,
+        "quantiles": {},
+    }
+    for seconds in (9.0, 1.0, 3.0):
+        times.add(seconds)
+    fields = times.fields()
+    assert (fields["count"], fields["sum_seconds"], fields["last_seconds"]) == (3, 13.0, 3.0)
+    assert fields["quantiles"] == {"0.5": 3.0, "0.9": 3.0, "0.99": 3.0}  # 9 s left the window
+
+
+def test_a_malformed_loop_record_is_ignored(settings: Settings, clock: FixedClock) -> None:
+    write_heartbeat(settings.home, clock.now(), {"count": "many", "sum_seconds": 1})
+    assert scheduler_status(settings, clock.now()).loop is None
+    write_heartbeat(settings.home, clock.now(), {"count": 2, "sum_seconds": 1, "quantiles": 5})
+    loop = scheduler_status(settings, clock.now()).loop
+    assert loop is not None and (loop.count, loop.last_seconds, loop.quantiles) == (2, None, {})

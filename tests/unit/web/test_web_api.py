@@ -37,6 +37,72 @@ ENDPOINTS = [
 ]
 
 
+#: Every endpoint with the least role it needs and a body it accepts.
+ROLES = [Role.VIEWER, Role.OPERATOR, Role.ADMIN]
+NEEDS: list[tuple[str, str, Role, dict[str, Any] | None]] = [
+    ("get", "/api/v1/dags", Role.VIEWER, None),
+    ("get", "/api/v1/dags/d", Role.VIEWER, None),
+    ("patch", "/api/v1/dags/d", Role.OPERATOR, {"paused": False}),
+    ("get", "/api/v1/dags/d/runs", Role.VIEWER, None),
+    ("post", "/api/v1/dags/d/runs", Role.OPERATOR, {}),
+    ("get", RUN, Role.VIEWER, None),
+    ("patch", RUN, Role.OPERATOR, {"state": "success"}),
+    ("post", RUN + "/clear", Role.OPERATOR, {"failed_only": True}),
+    ("get", RUN + "/tasks", Role.VIEWER, None),
+    ("get", RUN + "/tasks/a", Role.VIEWER, None),
+    ("patch", RUN + "/tasks/a", Role.OPERATOR, {"state": "success"}),
+    ("get", RUN + "/tasks/a/logs", Role.VIEWER, None),
+    ("get", "/api/v1/import-errors", Role.VIEWER, None),
+    ("get", "/api/v1/pools", Role.VIEWER, None),
+    ("put", "/api/v1/pools/p", Role.ADMIN, {"slots": 2}),
+    ("delete", "/api/v1/pools/p", Role.ADMIN, None),
+    ("get", "/api/v1/users", Role.ADMIN, None),
+    ("post", "/api/v1/users", Role.ADMIN, {"username": "z", "password": "p", "role": "viewer"}),
+    ("delete", "/api/v1/users/viewer", Role.ADMIN, None),
+    ("get", "/api/v1/audit", Role.ADMIN, None),
+    ("get", "/api/v1/connections", Role.ADMIN, None),
+    ("put", "/api/v1/connections/c", Role.ADMIN, {"uri": "postgresql://u:pw@h/db"}),
+    ("get", "/api/v1/connections/c", Role.ADMIN, None),
+    ("delete", "/api/v1/connections/c", Role.ADMIN, None),
+    ("get", "/api/v1/variables", Role.ADMIN, None),
+    ("put", "/api/v1/variables/v", Role.ADMIN, {"value": "x"}),
+    ("get", "/api/v1/variables/v", Role.ADMIN, None),
+    ("delete", "/api/v1/variables/v", Role.ADMIN, None),
+]
+
+
+def test_the_role_table_covers_every_endpoint(web: Web) -> None:
+    paths = web.client.get("/openapi.json").json()["paths"]
+    operations = [
+        (method, path)
+        for path, methods in paths.items()
+        if path.startswith("/api/v1") and path != "/api/v1/health"
+        for method in methods
+    ]
+    assert len({(m, p) for m, p, _, _ in NEEDS}) == len(NEEDS) == len(operations)
+
+
+@pytest.mark.parametrize(("method", "path", "needs", "body"), NEEDS)
+def test_every_endpoint_refuses_lower_roles_and_serves_the_others(
+    web: Web, method: str, path: str, needs: Role, body: dict[str, Any] | None
+) -> None:
+    url = path.format(run_id=web.run_id)
+    admin = web.auth(Role.ADMIN)
+    for made, made_body in [
+        ("/api/v1/pools/p", {"slots": 1}),
+        ("/api/v1/connections/c", {"conn_type": "http"}),
+        ("/api/v1/variables/v", {"value": "x"}),
+    ]:  # what the endpoints read and delete
+        assert web.client.put(made, json=made_body, headers=admin).status_code in (200, 201)
+    for role in ROLES:  # lowest first: a deleting call by the role it needs comes last
+        web.harness.clock.advance(minutes=1)  # a trigger's run id is new each time
+        response = web.client.request(method, url, json=body, headers=web.auth(role))
+        if role.allows(needs):
+            assert response.status_code < 400, (role, response.status_code, response.text)
+        else:
+            assert response.status_code == 403, (role, response.status_code, response.text)
+
+
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
 def test_every_api_endpoint_answers_401_in_json_without_credentials(
     web: Web, method: str, path: str

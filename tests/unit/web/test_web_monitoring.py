@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.services.health import LoopTimes
 from orchestrator.services.reconcile import update_status_file, write_heartbeat
+from orchestrator.services.users import Role
 from orchestrator.store import dags as dag_store
+from orchestrator.store import stats
+from orchestrator.web.metrics import RESULTS, attempt_result
 from tests.unit.web.conftest import Web
 
 
@@ -32,11 +37,59 @@ def test_metrics_parse_and_count_the_store(web: Web) -> None:
     assert found["orchestrator_dag_runs"][(("state", "success"),)] == 1
     assert found["orchestrator_task_duration_seconds_count"][()] == 2
     assert found["orchestrator_task_queue_seconds_count"][()] == 2
+    assert found["orchestrator_task_pull_seconds_count"][()] == 2  # both images made ready
+    assert found["orchestrator_dag_runs_created_total"] == {(("run_type", "manual"),): 1}
+    results = found["orchestrator_task_attempt_results"]
+    assert results[(("result", "success"),)] == 2
+    assert {dict(k)["result"] for k in results} == set(RESULTS)
     assert (("quantile", "0.5"),) in found["orchestrator_task_duration_seconds"]
     assert found["orchestrator_import_errors"][()] == 1
     # no scheduler has run here: nothing is claimed about it
     assert "orchestrator_scheduler_heartbeat_age_seconds" not in found
     assert "orchestrator_docker_engine_up" not in found
+    assert "orchestrator_scheduler_loop_seconds_count" not in found
+
+
+def test_runs_created_count_every_run_by_type(web: Web) -> None:
+    for _ in range(2):
+        web.harness.clock.advance(minutes=1)
+        response = web.client.post("/api/v1/dags/d/runs", json={}, headers=web.auth(Role.OPERATOR))
+        assert response.status_code == 201
+    assert metrics(web)["orchestrator_dag_runs_created_total"] == {(("run_type", "manual"),): 3}
+
+
+def test_metrics_report_how_long_the_scheduler_loop_takes(web: Web) -> None:
+    times = LoopTimes(window=3)
+    for seconds in (0.5, 0.01, 0.02, 0.03):
+        times.add(seconds)
+    write_heartbeat(web.harness.settings.home, web.harness.clock.now(), times.fields())
+    loop = metrics(web)
+    assert loop["orchestrator_scheduler_loop_seconds_count"][()] == 4  # since it started
+    assert loop["orchestrator_scheduler_loop_seconds_sum"][()] == 0.56
+    assert loop["orchestrator_scheduler_loop_seconds"][(("quantile", "0.5"),)] == 0.02
+    assert loop["orchestrator_scheduler_loop_seconds"][(("quantile", "0.99"),)] == 0.03
+    health = web.client.get("/health").json()["scheduler"]
+    assert health["last_pass_seconds"] == 0.03
+
+
+@pytest.mark.parametrize(
+    ("state", "exit_code", "oom", "timed_out", "result"),
+    [
+        ("success", 0, False, False, "success"),
+        ("failed", 3, False, False, "failed"),
+        ("up_for_retry", 1, False, False, "failed"),
+        ("failed", 137, True, False, "oom"),
+        ("up_for_retry", None, False, True, "timeout"),
+        ("failed", None, False, False, "error"),
+        ("skipped", 99, False, False, "skipped"),
+    ],
+)
+def test_each_finished_attempt_has_one_result(
+    state: str, exit_code: int | None, oom: bool, timed_out: bool, result: str
+) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    attempt = stats.AttemptTimes(now, None, None, now, now, state, exit_code, oom, timed_out)
+    assert attempt_result(attempt) == result
 
 
 def test_metrics_report_the_scheduler_heartbeat_and_engine(web: Web) -> None:
@@ -80,3 +133,20 @@ def test_health_is_503_when_the_database_is_gone(web: Web) -> None:
     response = web.client.get("/health")
     assert response.status_code == 503
     assert response.json()["database"]["status"] == "unhealthy"
+
+
+def test_liveness_and_readiness(web: Web) -> None:
+    assert web.client.get("/health/live").json() == {"status": "alive"}
+    ready = web.client.get("/health/ready")
+    assert ready.status_code == 200 and ready.json()["database"]["status"] == "healthy"
+    api = web.client.get("/api/v1/health")  # where API clients look; no credentials either
+    assert api.status_code == 200 and api.json()["status"] == "healthy"
+
+
+def test_when_the_database_is_gone_the_server_is_alive_but_not_ready(web: Web) -> None:
+    web.harness.sessions.kw["bind"].dispose()
+    (web.harness.settings.home / "orchestrator.db").unlink()
+    (web.harness.settings.home / "orchestrator.db").mkdir()
+    assert web.client.get("/health/live").status_code == 200
+    assert web.client.get("/health/ready").status_code == 503
+    assert web.client.get("/api/v1/health").status_code == 503
