@@ -113,7 +113,8 @@ class Settings(BaseSettings):
     """Key signing the web server's session cookies. Unset: one is generated on first start
     and kept in `<home>/web-secret-key`, so restarts keep sessions."""
     scheduler_stale_after: float = Field(default=180.0, gt=0)
-    """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy."""
+    """Seconds without a scheduler heartbeat after which `/health` reports it unhealthy and
+    `orchestrator scheduler status` not running."""
     scheduler_health_timeout: float = Field(default=30.0, ge=2)
     """Seconds without a heartbeat in the database after which a scheduler sharing a
     PostgreSQL store with others counts as dead: the others take its runs over (adopting its

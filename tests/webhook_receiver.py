@@ -11,14 +11,21 @@ from typing import Any
 
 
 class Receiver:
-    """Answers POSTs with `status` after `delay` seconds and keeps each JSON body received.
+    """Answers POSTs with `status` after `delay` seconds (and once `gate` is set, if given) and
+    keeps each JSON body received.
 
     `host` is where it listens: loopback for in-process tests; a container on the default
     bridge reaches the host on its gateway, so integration tests may bind all interfaces.
     """
 
-    def __init__(self, status: int = 200, delay: float = 0.0, host: str = "127.0.0.1") -> None:
-        self.status, self.delay = status, delay
+    def __init__(
+        self,
+        status: int = 200,
+        delay: float = 0.0,
+        host: str = "127.0.0.1",
+        gate: threading.Event | None = None,
+    ) -> None:
+        self.status, self.delay, self.gate = status, delay, gate
         self.received: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -32,6 +39,8 @@ class Receiver:
                     receiver.headers.append(dict(self.headers))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.gate is not None:  # answer once the test opens it
+                    receiver.gate.wait(60)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

@@ -6,12 +6,11 @@ import logging
 import signal
 import sys
 import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
 
-from orchestrator.cli import dags, images, pools, runs, secrets, tasks, users
+from orchestrator.cli import dags, images, pools, runs, scheduler, secrets, tasks, users
 from orchestrator.cli.context import build_context
 from orchestrator.cli.output import OutputFormat, emit
 from orchestrator.errors import OrchestratorError
@@ -34,6 +33,7 @@ app.add_typer(secrets.connections_app, name="connections")
 app.add_typer(secrets.variables_app, name="variables")
 app.add_typer(secrets.secrets_app, name="secrets")
 app.add_typer(users.app, name="users")
+app.add_typer(scheduler.app, name="scheduler")
 
 
 @db_app.command("upgrade")
@@ -45,29 +45,6 @@ def db_upgrade() -> None:
     engine = make_engine(ctx.settings.resolved_database_url)
     upgrade(engine)
     typer.echo(f"database at revision {current_revision(engine)}")
-
-
-@app.command("scheduler")
-def scheduler(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-) -> None:
-    """Run the scheduler: parse DAGs, execute queued runs, until SIGINT/SIGTERM."""
-    from orchestrator.services.daemon import run_scheduler
-
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    ctx = build_context()
-    stop = threading.Event()
-
-    def _signal(signum: int, _frame: FrameType | None) -> None:
-        logging.getLogger("orchestrator").info("signal %s: stopping", signum)
-        stop.set()
-
-    signal.signal(signal.SIGINT, _signal)
-    signal.signal(signal.SIGTERM, _signal)
-    run_scheduler(ctx.settings, ctx.sessions, ctx.runtime, ctx.clock, stop)
 
 
 @app.command("schedulers")

@@ -45,8 +45,13 @@ from orchestrator.runtime.docker_logs import DeliveredFrames
 
 logger = logging.getLogger(__name__)
 
-#: How long `finish_logs` waits for the engine to end a follow stream after the exit.
+#: How long `finish_logs` waits for the follower to deliver the rest of the log after the exit.
 _FINISH_WAIT_SECONDS = 2.0
+#: How long a follower of a started container, its stream ended, waits for `finish_logs` to
+#: say the container stopped before it asks the engine (an inspect).
+_EXIT_WAIT_SECONDS = 0.5
+#: Containers `finish_logs` was told about before their follower started (at most this many).
+_REMEMBERED_STOPS = 1_000
 
 #: Connections kept per engine: worker pool (~16) + one per followed log stream + events.
 DEFAULT_MAX_POOL_SIZE = 128
@@ -134,18 +139,23 @@ class _Follow:
         self.sink = sink
         self.delivered = DeliveredFrames()
         self.lock = threading.Lock()
-        self.finished = False
-        self.exit_seen = False  # finish_logs was called: the container has exited
+        self.finished = False  # the whole log was delivered: nothing more reaches the sink
+        self.exited = threading.Event()  # finish_logs was called: the container has stopped
+        self.cut = False  # finish_logs closed the stream and left the rest to the follower
         self.done = threading.Event()  # follow_logs has returned
         self.stream: Any = None
 
     def consume(self, stream: Any) -> bool:
-        """Deliver `stream` until it ends; False if `finish_logs` took over (now or before)."""
+        """Deliver `stream` until it ends; False if `finish_logs` took over (now or before).
+
+        An end is not proof of a whole log: the engine also ends the stream when the
+        connection drops (cleanly, as if it were done) and when `finish_logs` cut it."""
         with self.lock:
             if self.finished:
                 _close_stream(stream)
                 return False
             self.stream = stream
+            self.cut = False
         try:
             for frame in stream:
                 with self.lock:
@@ -158,6 +168,8 @@ class _Follow:
             with self.lock:
                 if self.finished:
                     return False  # the stream was closed under us by finish_logs
+                if self.cut:
+                    return True  # closed under us, the rest left to us: read on
             raise
         finally:
             with self.lock:
@@ -200,6 +212,8 @@ class DockerRuntime(ContainerRuntime):
         #: The `follow_logs` calls in progress, by container id.
         self._follows_lock = threading.Lock()
         self._follows: dict[str, _Follow] = {}
+        #: Containers `finish_logs` said had stopped while no follower was registered.
+        self._stopped_unfollowed: set[str] = set()
 
     @classmethod
     def from_url(
@@ -480,11 +494,15 @@ class DockerRuntime(ContainerRuntime):
         Called on a created container it waits for the start, so following *before* starting
         cannot miss a line. If the stream breaks while the container still runs, or the engine
         cannot be reached for a while, it is resumed without repeating lines. A container that
-        does not exist yields nothing.
+        does not exist yields nothing. With `started=True`, once the stream ended the follower
+        waits a moment for `finish_logs` to say the container stopped before asking the engine.
         """
         follow = _Follow(sink)
         with self._follows_lock:
             self._follows[container_id] = follow
+            if container_id in self._stopped_unfollowed:
+                self._stopped_unfollowed.discard(container_id)
+                follow.exited.set()
         try:
             self._follow(container_id, follow, started)
         finally:
@@ -494,26 +512,38 @@ class DockerRuntime(ContainerRuntime):
                     del self._follows[container_id]
 
     def _follow(self, container_id: str, follow: _Follow, started: bool) -> None:
+        """Follow until the container is known to have stopped, then read what the stream
+        may have left out.
+
+        The end of a follow stream proves nothing on its own: the engine ends it, empty, when
+        asked before the start; a dropped connection ends it cleanly; and the engine (seen on
+        20.10 with json-file logs, under load) may end it when the container stops without
+        its last lines. A stream asked for after the stop was known is whole (the engine
+        reads the closed log file); otherwise, once the stop is known (from `finish_logs`,
+        else an inspect), one plain read from the newest delivered line delivers the rest."""
         pause = _RECONNECT_BACKOFF[0]
         start_poll = _START_POLL_SECONDS[0]
+        stopped = False  # an inspect found the container stopped
         while True:
             try:
                 with _engine(f"read logs of container {container_id[:12]}"):
-                    # Asked while (or after) it runs, the engine follows until the container stops
-                    # and then ends the stream; asked before it started, it ends at once, empty.
-                    # The state read after the stream tells which: no inspect is spent up front.
-                    asked_at = time.time()
                     try:
+                        asked_after_stop = stopped or follow.exited.is_set()
                         stream = self._logs(container_id, follow.delivered, follow=True)
                         if not follow.consume(stream):
                             return  # finish_logs delivered the rest
-                        with follow.lock:
-                            if started and follow.exit_seen:
-                                # started before we asked and known to have exited: the engine
-                                # ended this stream because the container stopped; it is whole
+                        if asked_after_stop:
+                            with follow.lock:
                                 follow.finished = True
-                                return
+                            return
+                        if started and follow.exited.wait(_EXIT_WAIT_SECONDS):
+                            self._deliver_rest(container_id, follow)
+                            return
                         state = self._api.inspect_container(container_id)["State"]
+                        stopped = _exit_from_state(state) is not None
+                        if stopped:
+                            self._deliver_rest(container_id, follow)
+                            return
                     except docker.errors.NotFound:
                         logger.warning("logs of container %s: it no longer exists", container_id)
                         return
@@ -523,57 +553,69 @@ class DockerRuntime(ContainerRuntime):
                 time.sleep(pause)
                 pause = min(pause * 2, _RECONNECT_BACKOFF[1])
                 continue
-            status = state.get("Status")
-            if status == "created" and not state.get("Error"):
+            if state.get("Status") == "created" and not state.get("Error"):
                 time.sleep(start_poll)  # not started yet: look again soon
                 start_poll = min(start_poll * 1.5, _START_POLL_SECONDS[1])
                 continue
-            if _exit_from_state(state) is not None:
-                started_at = _parse_time(state.get("StartedAt"))
-                started_late = started_at is None or started_at.timestamp() > asked_at - 0.05
-                with follow.lock:
-                    nothing_yet = follow.delivered.resume_point() is None
-                    if not follow.finished and nothing_yet and started_late:
-                        # it started (and stopped) after our read found it not yet started:
-                        # read once more, which now returns its whole log
-                        self._read_all(container_id, follow.delivered, follow.sink)
-                    follow.finished = True
-                return
             time.sleep(pause)  # the stream broke while the container runs: resume
             pause = min(pause * 2, _RECONNECT_BACKOFF[1])
 
+    def _deliver_rest(self, container_id: str, follow: _Follow) -> None:
+        """The container has stopped: deliver what the engine has after the newest line
+        delivered (one plain read), unless `finish_logs` did."""
+        with follow.lock:
+            if follow.finished:
+                return
+            self._read_all(container_id, follow.delivered, follow.sink)
+            follow.finished = True
+
     def finish_logs(self, container_id: str) -> bool:
-        """Wait (briefly) for the follower of this exited container to reach the end of its
-        stream, which the engine closes once it has handled the exit; if it does not, cut
-        the stream and deliver the rest with one plain read from where the follower is."""
+        """The caller saw the exit: wait (briefly) for the follower of this container to
+        deliver the rest of its log and return. If it does not, cut its stream and deliver the
+        rest with one plain read from where the follower is (if the engine cannot be reached
+        for that, the follower is left to do it once it answers, and this returns False)."""
         with self._follows_lock:
             follow = self._follows.get(container_id)
-        if follow is None:
-            return False
-        with follow.lock:
-            follow.exit_seen = True
+            if follow is None:  # a follower may be about to start: tell it
+                if len(self._stopped_unfollowed) >= _REMEMBERED_STOPS:
+                    self._stopped_unfollowed.clear()
+                self._stopped_unfollowed.add(container_id)
+                return False
+        follow.exited.set()
         if follow.done.wait(_FINISH_WAIT_SECONDS):
             return True
         with follow.lock:
             if follow.finished:
                 return True
-            follow.finished = True
+            follow.cut = True
             follow.close_stream()
-            self._read_all(container_id, follow.delivered, follow.sink)
+            try:
+                self._read_all(container_id, follow.delivered, follow.sink)
+            except RuntimeUnavailable:
+                return False
+            follow.finished = True
         return True
 
     def _logs(self, container_id: str, delivered: DeliveredFrames, *, follow: bool) -> Any:
-        """A timestamped stdout+stderr stream, from where `delivered` stands."""
+        """A timestamped stdout+stderr stream, from where `delivered` stands.
+
+        Asked of the engine directly: `APIClient.logs` first inspects the container to learn
+        whether it has a TTY (ours never have one), an engine call per read that we spare.
+        Raises docker.errors.NotFound for a container that does not exist."""
+        params: dict[str, Any] = {
+            "stdout": 1,
+            "stderr": 1,
+            "timestamps": 1,
+            "follow": 1 if follow else 0,
+            "tail": "all",
+        }
         since = delivered.resume_point()
-        return self._api.logs(
-            container_id,
-            stdout=True,
-            stderr=True,
-            stream=True,
-            follow=follow,
-            timestamps=True,
-            **({} if since is None else {"since": since}),
-        )
+        if since is not None:
+            params["since"] = since
+        url = self._api._url("/containers/{0}/logs", container_id)
+        response = self._api._get(url, params=params, stream=True)
+        frames = self._api._get_result_tty(True, response, False)  # raises for the status
+        return docker.types.CancellableStream(frames, response)
 
     def _read_all(self, container_id: str, delivered: DeliveredFrames, sink: LogSink) -> None:
         with _engine(f"read logs of container {container_id[:12]}"):

@@ -18,6 +18,9 @@ from orchestrator.settings import Settings
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import TaskInstanceRow
 
+#: `stop_reason` of a container stopped for exceeding its task's `execution_timeout`.
+TIMEOUT = "timeout"
+
 
 class ContainerStops:
     """Asks for the stops (on the loop thread, after the pass committed) and remembers the
@@ -34,7 +37,7 @@ class ContainerStops:
         self._view = view
         self._owns = owns
         self._stop = stop
-        self.stopping: set[str] = set()  # containers stopped on request (clear, mark)
+        self.stopping: set[str] = set()  # containers this process asked to stop
 
     def enforce(
         self, session: Session, now: datetime, after_commit: list[Callable[[], object]]
@@ -44,6 +47,9 @@ class ContainerStops:
         for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
             if ti.stop_reason in STOP_REQUESTS:
                 self._on_request(session, ti, after_commit)
+                continue
+            if ti.stop_reason == TIMEOUT:
+                self._timed_out_before(session, ti, after_commit)
                 continue
             if ti.stop_reason or ti.container_id is None or ti.start_date is None:
                 continue
@@ -55,7 +61,7 @@ class ContainerStops:
             if now < due:
                 earliest = due if earliest is None else min(earliest, due)
                 continue
-            ti.stop_reason = "timeout"
+            ti.stop_reason = TIMEOUT
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
             LogFile(log_path(self._settings, key)).write_line(
                 f"[orchestrator] execution_timeout of {limit.total_seconds():g}s reached:"
@@ -63,8 +69,26 @@ class ContainerStops:
                 f" {self._settings.stop_grace_period:g}s)"
             )
             cid = ti.container_id
+            self.stopping.add(cid)
             after_commit.append(partial(self._stop, cid))
         return earliest
+
+    def _timed_out_before(
+        self, session: Session, ti: TaskInstanceRow, after_commit: list[Callable[[], object]]
+    ) -> None:
+        """A timeout recorded by an earlier scheduler process: its stop may never have
+        reached the engine (killed between the two), so this process asks once more."""
+        cid = ti.container_id
+        if cid is None or cid in self.stopping or not self._owns(session, ti):
+            return
+        self.stopping.add(cid)
+        key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
+        LogFile(log_path(self._settings, key)).write_line(
+            "[orchestrator] execution_timeout reached before the scheduler restarted:"
+            f" stopping the container (SIGTERM, then SIGKILL after"
+            f" {self._settings.stop_grace_period:g}s)"
+        )
+        after_commit.append(partial(self._stop, cid))
 
     def _on_request(
         self, session: Session, ti: TaskInstanceRow, after_commit: list[Callable[[], object]]

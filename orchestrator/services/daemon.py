@@ -5,11 +5,13 @@ files (a full parse every `dag_reparse_interval`); when a DAG changed it wakes t
 then brings running runs in step with the new specs (see `scheduling.integrity`).
 
 After every pass the loop stamps `heartbeat_at` in `$ORCH_HOME/scheduler-status.json`, with
-how long its passes take (the web server's `/health` and `/metrics` report both).
+how long its passes take (the web server's `/health` and `/metrics` report both, `orchestrator
+scheduler status` shows it); a stop stamps `stopped_at`.
 
 On SIGTERM the loop stops launching and returns; running containers keep running, and the
 next start reconciles with the engine (`services.reconcile`): it adopts them, harvests those
-that ended meanwhile and launches what was recorded but never created.
+that ended meanwhile and launches what was recorded but never created. A scheduler started
+while the engine cannot be reached waits for it (`connect_runtime`).
 
 On PostgreSQL several scheduler processes may share the store: each registers, heartbeats and
 executes the runs it claims (`services.claims`); a dead one's runs are taken over and
@@ -23,21 +25,71 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from sqlalchemy import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator.errors import RuntimeUnavailable
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.services.claims import RunClaims, single_scheduler_lock
 from orchestrator.services.clock import Clock
 from orchestrator.services.dag_watch import DagFolderSync, SyncReport
 from orchestrator.services.health import LoopTimes
 from orchestrator.services.policy import OperatorPolicy
-from orchestrator.services.reconcile import write_heartbeat
+from orchestrator.services.reconcile import (
+    ENGINE_BACKOFF,
+    write_engine_status,
+    write_heartbeat,
+    write_stopped,
+)
 from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator.scheduler")
+
+
+def connect_runtime(
+    settings: Settings,
+    clock: Clock,
+    stop: threading.Event,
+    connect: Callable[[], ContainerRuntime],
+    *,
+    backoff: tuple[float, float] = ENGINE_BACKOFF,
+) -> ContainerRuntime | None:
+    """The container engine, waited for: while `connect` raises RuntimeUnavailable (the
+    engine is down, restarting, or its socket not there yet) the scheduler process stays up,
+    logs it once, records it in the status file (engine down since, error, next check, and a
+    heartbeat: the process is alive) and tries again with a doubling backoff. None if `stop`
+    was set first (the stop is recorded). `backoff`: the first and the largest pause."""
+    pause = backoff[0]
+    down_since: datetime | None = None
+    while True:
+        try:
+            runtime = connect()
+        except RuntimeUnavailable as exc:
+            now = clock.now()
+            if down_since is None:
+                down_since = now
+                log.error("container engine unreachable: %s; waiting for it", exc)
+            write_engine_status(
+                settings.home,
+                now,
+                error=str(exc),
+                down_since=down_since,
+                next_check_at=now + timedelta(seconds=pause),
+            )
+            write_heartbeat(settings.home, now)
+            if stop.wait(pause):
+                write_stopped(settings.home, clock.now())
+                log.info("scheduler stopped (it never reached the container engine)")
+                return None
+            pause = min(pause * 2, backoff[1])
+            continue
+        if down_since is not None:
+            log.warning("container engine reachable: starting")
+        return runtime
 
 
 def run_scheduler(
@@ -115,6 +167,7 @@ def _run(
         # running containers are left alone: the next start adopts them (see `reconcile`)
         scheduler.close(wait=False)
         parser.join(timeout=5)
+        write_stopped(settings.home, clock.now())
         log.info("scheduler stopped")
 
 

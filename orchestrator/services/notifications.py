@@ -232,11 +232,13 @@ class NotificationService:
                     self._pending -= 1
                 log.warning("scheduler stopping: notification %s not sent", notice.payload.event)
 
-    def close(self) -> None:
-        """Deliver what is queued, then stop the workers (if this service made them)."""
+    def close(self, *, wait: bool = True) -> None:
+        """Deliver what is queued, then stop the workers (if this service made them).
+        `wait=False` (a SIGTERM) returns at once: the workers go on with what is queued while
+        the process lets them (delivery is at most once: what is not sent then never is)."""
         self._closed.set()
         if self._owns_executor:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown(wait=wait)
 
     def _deliver_counted(self, notice: Notice) -> None:
         try:

@@ -64,7 +64,8 @@ from orchestrator.templating import RenderedTask
 
 log = logging.getLogger("orchestrator.reconcile")
 
-#: Written in ORCH_HOME after every reconciliation (see `Reconciler._write_status`).
+#: The scheduler's status in ORCH_HOME: its heartbeat and the engine's (`write_heartbeat`,
+#: `write_engine_status`; read by `services.health`).
 STATUS_FILE = "scheduler-status.json"
 
 #: Backoff between checks of an unreachable engine (doubling, capped).
@@ -117,10 +118,46 @@ def read_status_file(home: Path) -> dict[str, Any]:
 def write_heartbeat(home: Path, now: datetime, loop: dict[str, Any] | None = None) -> None:
     """Stamp `heartbeat_at` in the status file: the scheduler loop is alive (every pass);
     `loop`: how long its passes take (see `health.LoopTimes`)."""
-    fields: dict[str, Any] = {"pid": os.getpid(), "heartbeat_at": now.isoformat()}
+    fields: dict[str, Any] = {
+        "pid": os.getpid(),
+        "heartbeat_at": now.isoformat(),
+        "stopped_at": None,
+    }
     if loop is not None:
         fields["loop"] = loop
     update_status_file(home, fields)
+
+
+def write_stopped(home: Path, now: datetime) -> None:
+    """Stamp `stopped_at` in the status file: the scheduler stopped on a signal (SIGTERM,
+    Ctrl-C), so its heartbeat will not come back until the next start."""
+    update_status_file(home, {"pid": os.getpid(), "stopped_at": now.isoformat()})
+
+
+def write_engine_status(
+    home: Path,
+    now: datetime,
+    *,
+    error: str | None,
+    down_since: datetime | None,
+    next_check_at: datetime | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Record in the status file whether the engine answered the check made `now`, since
+    when it does not, and when the next check is due (for operators and `orchestrator
+    scheduler status`; written atomically, never fatal). An error also stays in
+    `last_engine_error` after the engine is back (`last_outage` then says from when to when)."""
+    status: dict[str, Any] = {
+        "pid": os.getpid(),
+        "checked_at": now.isoformat(),
+        "engine": "down" if error else "up",
+        "engine_error": error,
+        "engine_down_since": down_since.isoformat() if error and down_since else None,
+        "next_check_at": next_check_at.isoformat() if next_check_at else None,
+    }
+    if error:
+        status["last_engine_error"] = error
+    update_status_file(home, {**status, **(extra or {})})
 
 
 class Reconciler:
@@ -151,6 +188,7 @@ class Reconciler:
         self.engine_up = True
         self._next_at: datetime | None = None  # None: due now
         self._backoff = ENGINE_BACKOFF[0]
+        self._down_since: datetime | None = None  # the first failed check of this outage
 
     def next_at(self) -> datetime | None:
         """When the next reconciliation is due (None: now)."""
@@ -169,20 +207,29 @@ class Reconciler:
         except RuntimeUnavailable as exc:
             if self.engine_up:
                 log.error("container engine unreachable: %s; retrying with backoff", exc)
-            self.engine_up = False
+            self._engine_down(now)
             self._next_at = now + timedelta(seconds=self._backoff)
             self._backoff = min(self._backoff * 2, ENGINE_BACKOFF[1])
             self._write_status(now, str(exc))
             return ReconcileReport(engine_error=str(exc))
+        outage: dict[str, Any] = {}
         if not self.engine_up:
             log.warning("container engine reachable again: reconciled %s", _describe(report))
+            since = self._down_since or now
+            outage = {"last_outage": {"from": since.isoformat(), "to": now.isoformat()}}
         elif report.actions:
             log.info("reconciled with the container engine: %s", _describe(report))
         self.engine_up = True
+        self._down_since = None
         self._backoff = ENGINE_BACKOFF[0]
         self._next_at = now + timedelta(seconds=self._settings.reconcile_interval)
-        self._write_status(now, None)
+        self._write_status(now, None, outage)
         return report
+
+    def _engine_down(self, now: datetime) -> None:
+        if self.engine_up or self._down_since is None:
+            self._down_since = now
+        self.engine_up = False
 
     def engine_unreachable(self, now: datetime, error: str) -> None:
         """A worker could not reach the engine: launch nothing more, and reconcile now (then
@@ -191,21 +238,21 @@ class Reconciler:
         if not self.engine_up:
             return
         log.error("container engine unreachable: %s; retrying with backoff", error)
-        self.engine_up = False
+        self._engine_down(now)
         self._next_at = now
         self._write_status(now, error)
 
-    def _write_status(self, now: datetime, engine_error: str | None) -> None:
-        """`$ORCH_HOME/scheduler-status.json`: whether the engine was reachable at the last
-        check (for operators and the CLI; written atomically, never fatal)."""
-        status = {
-            "pid": os.getpid(),
-            "checked_at": now.isoformat(),
-            "engine": "down" if engine_error else "up",
-            "engine_error": engine_error,
-            "next_check_at": self._next_at.isoformat() if self._next_at else None,
-        }
-        update_status_file(self._settings.home, status)
+    def _write_status(
+        self, now: datetime, engine_error: str | None, extra: dict[str, Any] | None = None
+    ) -> None:
+        write_engine_status(
+            self._settings.home,
+            now,
+            error=engine_error,
+            down_since=self._down_since,
+            next_check_at=self._next_at,
+            extra=extra,
+        )
 
     # ----------------------------------------------------------------- gathering
     def _reconcile(self, now: datetime, *, startup: bool) -> ReconcileReport:

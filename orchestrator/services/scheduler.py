@@ -229,7 +229,7 @@ class Scheduler:
             for pool in (self._executor, self._harvest_pool, self._cleanup_pool):
                 pool.shutdown(wait=wait, cancel_futures=not wait)
         if self._owns_notifications:
-            self._notifications.close()
+            self._notifications.close(wait=wait)
         self._view.close()
 
     def wake(self) -> None:

@@ -133,3 +133,56 @@ def test_sigterm_leaves_a_running_container_to_the_next_start(
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.communicate(timeout=30)
+
+
+#: Ignores SIGTERM (says so), so stopping it waits out the whole grace period.
+STUBBORN = """
+from datetime import timedelta
+from orchestrator import DAG, ContainerTask
+
+with DAG("stubborn") as dag:
+    ContainerTask(
+        task_id="t",
+        image="orchestrator/busybox:latest",
+        pull_policy="never",
+        command=["sh", "-c", "trap 'echo got TERM' TERM; echo up; while true; do sleep 1; done"],
+        execution_timeout=timedelta(seconds=2),
+    )
+"""
+
+
+def test_sigterm_does_not_wait_for_a_container_stop_in_progress(
+    cli: Cli, docker_client: docker.DockerClient
+) -> None:
+    """The timed-out task's stop waits out a 60 s grace period in a worker; a SIGTERM of the
+    scheduler meanwhile still ends it within seconds, and the next start finishes the task."""
+    cli.add_dag("stubborn.py", STUBBORN)
+    cli.env["ORCH_STOP_GRACE_PERIOD"] = "60"
+    scheduler = cli.popen("scheduler")
+    try:
+        run_id = cli.json("dags", "trigger", "stubborn")["run_id"]
+        deadline = time.monotonic() + 90
+        while "got TERM" not in cli("tasks", "logs", "stubborn", run_id, "t", check=False).stdout:
+            assert time.monotonic() < deadline, "the timed-out task was never stopped"
+            time.sleep(0.3)
+    finally:
+        started = time.monotonic()
+        scheduler.send_signal(signal.SIGTERM)
+        out, _ = scheduler.communicate(timeout=90)
+    assert scheduler.returncode == 0, out
+    assert time.monotonic() - started < 10, f"SIGTERM took too long\n{out}"
+    assert "leaving 1 engine call(s) in progress" in out
+
+    cli.env["ORCH_STOP_GRACE_PERIOD"] = "1"
+    restarted = cli.popen("scheduler")
+    try:
+        deadline = time.monotonic() + 120
+        while (run := dict(cli.json("runs", "show", "stubborn", run_id)))["state"] != "failed":
+            assert time.monotonic() < deadline, run
+            time.sleep(0.5)
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.communicate(timeout=30)
+    (ti,) = run["task_instances"]
+    assert (ti["state"], ti["try_number"]) == ("failed", 1)
+    assert "timed out" in ti["state_detail"]

@@ -225,13 +225,59 @@ def test_follow_logs_after_the_exit_gets_the_whole_log(case: Case) -> None:
     assert b"".join(chunks) == b"a\nb\n"
 
 
+@pytest.mark.parametrize("harvested", [False, True], ids=["alone", "finish_logs"])
+def test_follow_logs_gets_the_last_lines_of_a_stream_the_engine_ended_early(
+    case: Case, harvested: bool
+) -> None:
+    """Docker 20.10 (json-file) sends a follow stream what the log held when the request
+    came, then ends it if the container stopped meanwhile, without what was written after
+    the request. A slow reader makes that window as long as it likes: here the sink holds the
+    stream up until the container, stopped, has printed its last line. (Under CPU load the
+    same happens, rarely, to a container that exits within milliseconds of its start.)"""
+    lines = 5000
+    script = (
+        "trap 'echo last; exit 0' TERM; "
+        f"i=0; while [ $i -lt {lines} ]; do echo line$i; i=$((i+1)); done; "
+        "while true; do usleep 10000; done"
+    )
+    exited = threading.Event()
+    subscription = case.runtime.watch_exits({CASE_LABEL: case.id}, lambda _cid: exited.set())
+    try:
+        container_id = case.runtime.create(case.request("late-last", "sh", "-c", script))
+        case.runtime.start(container_id)
+        api = case.runtime._api
+        assert wait_for(lambda: api.logs(container_id, tail=1) == b"line%d\n" % (lines - 1), 60)
+        chunks: list[bytes] = []
+
+        def sink(chunk: bytes) -> None:
+            if not chunks:  # the engine is sending the backlog: stop the container meanwhile
+                case.runtime.stop(container_id, 10)
+            chunks.append(chunk)
+
+        follower = threading.Thread(
+            target=case.runtime.follow_logs,
+            args=(container_id, sink),
+            kwargs={"started": True},
+            daemon=True,
+        )
+        follower.start()
+        if harvested:  # the scheduler's way: finish the log on the exit event
+            assert exited.wait(60)
+            assert case.runtime.finish_logs(container_id) is True
+        follower.join(60)
+        assert not follower.is_alive()
+        expected = b"".join(b"line%d\n" % i for i in range(lines)) + b"last\n"
+        assert b"".join(chunks) == expected
+    finally:
+        subscription.close()
+
+
 def test_follow_logs_resumes_a_broken_stream_without_loss_or_repeats(
     case: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = "i=0; while [ $i -lt 30 ]; do echo line$i; i=$((i+1)); sleep 0.02; done"
     container_id = case.runtime.create(case.request("resume", "sh", "-c", script))
-    api = case.runtime._api
-    real_logs = api.logs
+    real_logs = case.runtime._logs
     opened: list[int] = []
 
     class Broken:
@@ -255,7 +301,7 @@ def test_follow_logs_resumes_a_broken_stream_without_loss_or_repeats(
         stream = real_logs(*args, **kwargs)
         return Broken(stream) if len(opened) == 1 else stream
 
-    monkeypatch.setattr(api, "logs", logs)
+    monkeypatch.setattr(case.runtime, "_logs", logs)
     case.runtime.start(container_id)
     chunks: list[bytes] = []
     case.runtime.follow_logs(container_id, chunks.append)

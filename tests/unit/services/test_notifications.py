@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -115,6 +117,40 @@ def test_http_500_is_retried_twice_then_logged_not_raised(
     assert line in delivery.log.read_text()
     [record] = delivery.records()
     assert (record.status, record.attempts) == ("failed", 3)
+
+
+def test_closing_without_waiting_leaves_a_delivery_in_flight_to_its_worker(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """A SIGTERM closes the service without waiting: a webhook that has not answered yet does
+    not hold the stopping scheduler up (its process gives the workers a moment, then leaves)."""
+    gate = threading.Event()
+    slow = Receiver(gate=gate)
+    service = NotificationService(
+        settings=settings, sessions=sessions, runtime=FakeRuntime(), clock=clock
+    )
+    opener = threading.Timer(10, gate.set)  # a close that waits would return only then
+    opener.start()
+    try:
+        service.submit([Notice(Webhook(slow.url()), payload(clock), settings.home / "a.log")])
+        assert len(slow.wait_for(1)) == 1  # the delivery is under way
+        service.close(wait=False)
+        with sessions() as session:
+            assert notification_store.deliveries(session, "d") == []  # still waiting
+        gate.set()
+        deadline = time.monotonic() + 30
+        while True:  # the worker finishes it
+            with sessions() as session:
+                records = notification_store.deliveries(session, "d")
+            if records:
+                break
+            assert time.monotonic() < deadline, "the delivery was never recorded"
+            time.sleep(0.05)
+        assert records[0].status == "delivered"
+    finally:
+        opener.cancel()
+        gate.set()
+        slow.close()
 
 
 def test_http_400_is_not_retried(delivery: Delivery, receiver: Receiver) -> None:

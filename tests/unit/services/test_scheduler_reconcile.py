@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.models.launch import ContainerExit, ContainerInfo, LaunchRequest
 from orchestrator.models.secrets import SecretRef
 from orchestrator.models.specs import DagSpec, PullPolicy, TaskSpec
-from orchestrator.models.states import RunState
+from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, Subscription
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.scheduling.reconcile import Action
+from orchestrator.services.clearing import clear, mark_task
 from orchestrator.services.containers import instance_labels
 from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
@@ -89,6 +90,7 @@ class CrashingRuntime(ContainerRuntime):
         return self.inner.exit_status(container_id)
 
     def stop(self, container_id: str, grace_seconds: float) -> None:
+        self._maybe_crash("before_stop")
         self.inner.stop(container_id, grace_seconds)
 
     def remove(self, container_id: str) -> None:
@@ -253,6 +255,79 @@ def test_a_running_container_is_adopted_and_its_log_resumed_without_gaps_or_repe
     assert (ti.state, ti.try_number, ti.exit_code) == ("success", 1, 0)
     assert world.log_of(ti.id) == "before 1\nbefore 2\nwhile down\nafter 1\n"
     assert len(world.engine.created) == 1 and len(world.engine.started) == 1
+
+
+def test_a_timeout_whose_stop_a_crash_cut_short_is_enforced_after_the_restart(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Killed after recording "timed out, stop it" and before the engine heard the stop: the
+    restarted scheduler stops the container, and the task fails as timed out, once."""
+    world = World(settings, sessions, clock, hanging)
+    run_id = world.trigger(spec(t("a", execution_timeout=timedelta(seconds=60))))
+    doomed = CrashingRuntime(world.engine, "before_stop")
+    first = world.scheduler(doomed)
+    first.tick(clock.now())
+    first.tick(clock.now())
+    assert world.tis(run_id)["a"].state == "running"
+    clock.advance(seconds=61)
+    first.tick(clock.now())
+    assert doomed.dead, "the first scheduler should have crashed"
+    del first
+    (container_id,) = world.engine.containers
+    assert world.engine.container(container_id).status == "running"  # never told to stop
+
+    second = world.scheduler()
+    assert second.reconcile(clock.now()).actions == {Action.ADOPT: 1}
+    world.run_until_done(second, run_id)
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.try_number) == ("failed", 1)
+    assert ti.state_detail is not None and "timed out" in ti.state_detail
+    assert [call for call in world.engine.calls if call[0] == "stop"] == [("stop", container_id)]
+    assert len(world.engine.started) == 1
+
+
+@pytest.mark.parametrize("change", ["clear", "mark"])
+def test_a_running_task_cleared_or_marked_while_the_scheduler_was_down_is_stopped_after_it(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock, change: str
+) -> None:
+    """The user's change waits in the store; the restarted scheduler stops the old container
+    (never adopting it for good) and applies it: a cleared task runs again, a marked one
+    keeps its mark. Nothing is left running."""
+
+    def script(request: LaunchRequest) -> FakeBehavior:
+        first_try = request.labels["orch.try_number"] == "1"
+        return FakeBehavior(
+            hang=first_try, logs=b"try %s\n" % request.labels["orch.try_number"].encode()
+        )
+
+    world = World(settings, sessions, clock, script)
+    run_id = world.trigger(spec(t("a")))
+    doomed = CrashingRuntime(world.engine, None)
+    first = world.scheduler(doomed)
+    first.tick(clock.now())
+    first.tick(clock.now())
+    (old,) = world.engine.containers
+    assert world.tis(run_id)["a"].state == "running"
+    doomed.dead = True
+    del first
+    with sessions.begin() as session:
+        if change == "clear":
+            clear(session, "d", run_id, ["a"], now=clock.now())
+        else:
+            mark_task(session, "d", run_id, "a", TaskState.SUCCESS, now=clock.now())
+
+    second = world.scheduler()
+    second.reconcile(clock.now())
+    world.run_until_done(second, run_id)
+    ti = world.tis(run_id)["a"]
+    assert ("stop", old) in world.engine.calls and old not in world.engine.containers
+    if change == "clear":
+        assert (ti.state, ti.try_number, ti.exit_code) == ("success", 2, 0)
+        assert len(world.engine.started) == 2
+    else:
+        assert (ti.state, ti.try_number) == ("success", 1)
+        assert len(world.engine.started) == 1
+    assert world.engine.containers == {}
 
 
 def test_an_attempt_whose_container_vanished_is_lost_and_retried(
