@@ -23,6 +23,7 @@ from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.scheduling.reconcile import container_bytes_logged
 from orchestrator.services.clock import Clock
 from orchestrator.services.containers import AttemptKey, log_path, output_dir, read_output
+from orchestrator.services.executors import ElasticThreads
 from orchestrator.services.logs import LogFile
 from orchestrator.settings import Settings
 from orchestrator.store import task_instances as ti_store
@@ -132,6 +133,8 @@ class AttemptWorker:
         self._lock = threading.Lock()
         self._in_flight: set[tuple[int, int]] = set()  # (ti id, try) launches not yet done
         self._following: set[str] = set()  # containers whose log a thread of ours follows
+        # one thread per followed container (each blocks while its container runs), reused
+        self._followers = ElasticThreads("orch-logs")
 
     def begin_launch(self, job: LaunchJob) -> None:
         """Mark the job's attempt as being launched (call before submitting `launch`), so
@@ -257,11 +260,12 @@ class AttemptWorker:
         skip: int = 0,
         then_exited: bool = False,
     ) -> None:
-        """Stream the container's output to its log file (and listener) in a thread; `done` is
-        set once everything it printed is written. Started after `start`: the engine replays
-        the log from the beginning, so even a container that already exited loses nothing;
-        the first `skip` bytes (already in the file) are left out. `then_exited`: post
-        `Exited` once the stream ended (an adopted container may have exited unobserved)."""
+        """Stream the container's output to its log file (and listener) in a thread of the
+        followers' pool; `done` is set once everything it printed is written. Started after
+        `start`: the engine replays the log from the beginning, so even a container that
+        already exited loses nothing; the first `skip` bytes (already in the file) are left
+        out. `then_exited`: post `Exited` once the stream ended (an adopted container may
+        have exited unobserved)."""
         listener = self._listener
         with self._lock:
             self._following.add(container_id)
@@ -294,7 +298,7 @@ class AttemptWorker:
                 if then_exited:
                     self._post(Exited(container_id))
 
-        threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
+        self._followers.submit(follow)
 
     # ----------------------------------------------------------------- observing
     def harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:
