@@ -7,6 +7,7 @@ loop with messages, except for the container id, which must be stored before the
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from orchestrator.services.executors import ElasticThreads
 from orchestrator.services.logs import LogFile
 from orchestrator.settings import Settings
 from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import engine_of
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +126,7 @@ class AttemptWorker:
         post: Callable[[object], None],
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._engine = engine_of(sessions)
         self._runtime = runtime
         self._clock = clock
         self._listener = listener
@@ -186,9 +188,12 @@ class AttemptWorker:
     def _start(self, ti_id: int, key: AttemptKey, container_id: str, logfile: LogFile) -> None:
         """Persist the id (and where the container's output begins in the log), start the
         container and follow its log."""
-        offset = logfile.path.stat().st_size if logfile.path.exists() else 0
-        with self._sessions.begin() as session:
-            ti_store.set_container_id(session, ti_id, key.try_number, container_id, offset)
+        try:
+            offset = os.stat(logfile.path).st_size
+        except FileNotFoundError:
+            offset = 0
+        with self._engine.begin() as connection:
+            ti_store.set_container_id(connection, ti_id, key.try_number, container_id, offset)
         logs_done = self._logs_done.setdefault(container_id, threading.Event())
         try:
             self._runtime.start(container_id)
@@ -242,8 +247,10 @@ class AttemptWorker:
         the masked bytes, and the log may repeat or miss a few bytes there)."""
         logfile = LogFile(log_path(self._settings, key), sensitive)
         if not id_stored:
-            with self._sessions.begin() as session:
-                ti_store.set_container_id(session, ti_id, key.try_number, container_id, log_offset)
+            with self._engine.begin() as connection:
+                ti_store.set_container_id(
+                    connection, ti_id, key.try_number, container_id, log_offset
+                )
         written = logfile.path.read_bytes()[log_offset:] if logfile.path.exists() else b""
         skip = container_bytes_logged(written)
         logs_done = self._logs_done.setdefault(container_id, threading.Event())

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import TaskNotFound
@@ -120,17 +120,22 @@ def get_run_of(session: Session, ti: TaskInstanceRow) -> DagRunRow:
 
 
 def set_container_id(
-    session: Session, ti_id: int, try_number: int, container_id: str, log_offset: int | None = None
+    session: Session | Connection,
+    ti_id: int,
+    try_number: int,
+    container_id: str,
+    log_offset: int | None = None,
 ) -> None:
     """Persist the container id of an attempt (done before the container is started), and
     where the container's output will begin in the attempt's log file.
 
-    Plain SQL on the session's connection, and the task instance's version is left alone:
+    Plain SQL on the session's connection (or on a connection without a session, which a
+    launch worker uses: cheaper), and the task instance's version is left alone:
     the scheduler, which keeps task instances between passes, reloads the ones its
     messages name (their container ids with them) and never writes a container id while a
     launch is under way, so nothing it writes can overwrite this one."""
     values = {"ti": ti_id, "try": try_number, "cid": container_id, "offset": log_offset}
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     connection.execute(_SET_TI_CONTAINER, values)
     connection.execute(_SET_ATTEMPT_CONTAINER, values)
 

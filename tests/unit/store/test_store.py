@@ -9,6 +9,8 @@ from orchestrator.models.states import RunState, TaskState
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import engine_of
+from orchestrator.store.tables import TaskAttemptRow
 
 NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
 SPEC = DagSpec(
@@ -113,3 +115,41 @@ def test_import_error_is_kept_and_cleared(sessions: sessionmaker[Session]) -> No
         dag_store.record_file_result(session, "/dags/d.py", [SPEC], None, NOW)
     with sessions() as session:
         assert dag_store.list_import_errors(session) == []
+
+
+def test_container_id_is_stored_on_a_plain_connection_for_the_current_try_only(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        make_run(session)
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        ti.try_number = 1
+        session.add(
+            TaskAttemptRow(
+                ti_id=ti.id,
+                try_number=1,
+                state="queued",
+                rendered={},
+                container_name="c",
+                log_path="/logs/a.log",
+                queued_at=NOW,
+            )
+        )
+    with sessions() as session:
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        ti_id, version = ti.id, ti.version
+    with engine_of(sessions).begin() as connection:
+        ti_store.set_container_id(connection, ti_id, 1, "cid-1", 42)
+        ti_store.set_container_id(connection, ti_id, 2, "cid-stale", 0)  # not its try
+    with sessions() as session:
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        attempt = ti_store.get_attempt(session, ti_id, 1)
+        assert attempt is not None
+        assert (ti.container_id, attempt.container_id, attempt.log_offset) == ("cid-1", "cid-1", 42)
+        # left alone: a scheduler holding the row does not take it for a change made elsewhere
+        assert ti.version == version
+
+
+def test_engine_of_refuses_a_factory_without_an_engine() -> None:
+    with pytest.raises(TypeError, match="not bound to an engine"):
+        engine_of(sessionmaker())
