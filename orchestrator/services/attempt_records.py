@@ -3,7 +3,6 @@ and how one ended recorded and acted on (the scheduler's loop thread only)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,7 @@ from orchestrator.services.containers import (
     log_path,
     output_dir,
     prepare_output_dir,
+    remove_output_dir,
 )
 from orchestrator.services.control_tasks import branch_outcome
 from orchestrator.services.logs import LogFile
@@ -184,7 +184,7 @@ class AttemptRecords:
             )
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
             folder = output_dir(self._settings, key)
-            after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+            after_commit.append(lambda: remove_output_dir(folder))
             return True
         task = spec.task(ti.task_id)
         if ti.stop_reason == "timeout":
@@ -235,7 +235,7 @@ class AttemptRecords:
         self._set_state(session, ti, result.state, now, result.detail)
         self._skip_tasks(session, ti.dag_run_id, not_chosen, f"skipped by branch {ti.task_id}", now)
         folder = output_dir(self._settings, key)
-        after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        after_commit.append(lambda: remove_output_dir(folder))
         return True
 
     def _poke_outcome(
