@@ -591,6 +591,16 @@ class DagSpec(Spec):
         return list(self.downstream_map.get(task_id, ()))
 
     @functools.cached_property
+    def task_positions(self) -> dict[str, int]:
+        """Each task's position in the DAG's task order, worked out once per spec."""
+        return {task.task_id: n for n, task in enumerate(self.tasks)}
+
+    @functools.cached_property
+    def depends_on_past_ids(self) -> tuple[str, ...]:
+        """The tasks with `depends_on_past`, in task order, worked out once per spec."""
+        return tuple(task.task_id for task in self.tasks if task.depends_on_past)
+
+    @functools.cached_property
     def downstream_map(self) -> dict[str, tuple[str, ...]]:
         """Every task's direct children (in the DAG's task order), worked out once per spec."""
         children: dict[str, list[str]] = {}

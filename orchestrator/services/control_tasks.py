@@ -144,7 +144,7 @@ class ControlTasks:
             text = render("logical_date", settings.logical_date)
             logical_date = parse_rendered_date("logical_date", text)
         target = triggerable_spec(session, settings.dag_id)
-        with session.begin_nested():
+        with ti_store.begin_savepoint(session):
             created = trigger_run(
                 session, target, now=now, conf=conf, logical_date=logical_date, run_id=run_id
             )

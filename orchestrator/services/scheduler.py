@@ -67,7 +67,7 @@ from orchestrator.services.readiness_step import ReadinessStep
 from orchestrator.services.reconcile import Reconciler, ReconcileReport
 from orchestrator.services.run_context import outputs_of, run_info
 from orchestrator.services.run_planner import RunPlanner
-from orchestrator.services.scheduler_view import StoreView
+from orchestrator.services.scheduler_view import READY_STATES, StoreView
 from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
@@ -391,7 +391,7 @@ class Scheduler:
         if len(messages) > 1:
             saved = self._pass_memory(report, after_commit)
             try:
-                with session.begin_nested(), session.no_autoflush:
+                with ti_store.begin_savepoint(session), session.no_autoflush:
                     for message in messages:
                         self._handle(session, message, now, report, after_commit)
                 return
@@ -402,7 +402,7 @@ class Scheduler:
         for message in messages:
             saved = self._pass_memory(report, after_commit)
             try:
-                with session.begin_nested(), session.no_autoflush:
+                with ti_store.begin_savepoint(session), session.no_autoflush:
                     self._handle(session, message, now, report, after_commit)
             except StaleDataError:
                 raise
@@ -617,7 +617,7 @@ class Scheduler:
             return []
         runs: dict[int, DagRunRow] = {}
         waiting = []
-        for ti in ti_store.tis_in_states(session, [TaskState.SCHEDULED]):
+        for ti in self._view.ready(session, [TaskState.SCHEDULED]):
             if ti.dag_run_id not in runs:
                 runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
             run = runs[ti.dag_run_id]
@@ -708,8 +708,7 @@ class Scheduler:
     ) -> None:
         if container_id in self._harvesting:
             return
-        with session.no_autoflush:  # container ids are stored by workers, never pending here
-            ti = ti_store.ti_by_container(session, container_id)
+        ti = self._view.by_container(session, container_id)
         if ti is None or ti.container_id != container_id:
             return
         if TaskState(ti.state) not in ACTIVE_TASK_STATES:
@@ -750,9 +749,7 @@ class Scheduler:
         handled: set[int] = set()
         while True:
             finished = 0
-            for ti in ti_store.tis_in_states(
-                session, [TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE]
-            ):
+            for ti in self._view.ready(session, READY_STATES):
                 task = self._view.task(session, ti.dag_id, ti.task_id)
                 if task is None or task.kind == TaskKind.CONTAINER or ti.id in handled:
                     continue

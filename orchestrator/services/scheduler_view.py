@@ -23,7 +23,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.specs import DagSpec, TaskSpec
-from orchestrator.models.states import RunState
+from orchestrator.models.states import RunState, TaskState
 from orchestrator.services import integrity
 from orchestrator.services.mapping import instances_by_task
 from orchestrator.settings import Settings
@@ -31,6 +31,11 @@ from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
+
+#: States of task instances the scheduler acts on by itself: waiting for a slot, and (tasks
+#: without a container) waiting to check again.
+READY_STATES = (TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE)
+_READY_VALUES = frozenset(state.value for state in READY_STATES)
 
 #: A run's task instances by task id, and its mapped instances by task id and map index.
 RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
@@ -67,12 +72,17 @@ class StoreView:
         self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
+        self._pass_containers: dict[str | None, TaskInstanceRow] = {}
+        # task instances last seen in READY_STATES, by id (see `ready`)
+        self._ready: dict[int, TaskInstanceRow] = {}
+        self._ready_read = False  # read from the store this pass
 
     # ----------------------------------------------------------------- passes
     def session(self) -> Session:
         """The session every pass uses, kept between passes with what it loaded."""
         if self._session is None:
             self._session = self._sessions()
+            ti_store.StateChanges().attach(self._session)  # one insert per pass, not per change
         return self._session
 
     def close(self) -> None:
@@ -103,7 +113,8 @@ class StoreView:
     def begin_pass(self, session: Session) -> None:
         """Reset the pass's caches and make the kept task instances current."""
         self._pass_specs, self._pass_targets, self._pass_running = {}, None, None
-        self._pass_attempts = {}
+        self._pass_attempts, self._pass_containers = {}, {}
+        self._ready_read = False
         self._changed, self._touched = self._touched, set()
         if self.sweeping:
             self.forget(session)
@@ -134,20 +145,22 @@ class StoreView:
     def _drop_run(self, session: Session, run_pk: int) -> None:
         for ti in self._run_cache.pop(run_pk, ()):
             session.expire(ti)
+            self._ready.pop(ti.id, None)
         self._run_index.pop(run_pk, None)
         self._changed_tasks.pop(run_pk, None)
 
     def forget(self, session: Session) -> None:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
+        self._ready.clear()
         self._run_cache.clear()
         self._run_index.clear()
         self._changed_tasks.clear()
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
-        self._run_cache, self._run_index = {}, {}
-        self._pass_running, self._pass_attempts = None, {}
+        self._run_cache, self._run_index, self._ready = {}, {}, {}
+        self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
         self._last_sweep = None  # the next pass sweeps
 
     def prefetch(self, session: Session, ti_ids: Iterable[int], containers: list[str]) -> None:
@@ -155,7 +168,9 @@ class StoreView:
         few queries, so handling each message finds them in the session, current."""
         with session.no_autoflush:
             tis = ti_store.tis_by_ids(session, set(ti_ids), fresh=True)
-            tis += ti_store.tis_by_containers(session, containers, fresh=True)
+            by_container = ti_store.tis_by_containers(session, containers, fresh=True)
+            self._pass_containers = {ti.container_id: ti for ti in by_container}
+            tis += by_container
             run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
             keys = [(ti.id, ti.try_number) for ti in tis]
             self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
@@ -165,6 +180,8 @@ class StoreView:
         """The scheduler changed this task instance's state."""
         self._touched.add(ti.dag_run_id)
         self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
+        if ti.state in _READY_VALUES:
+            self._ready[ti.id] = ti
 
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
@@ -196,7 +213,7 @@ class StoreView:
         for task_id in changed:
             only.update(spec.downstream_map.get(task_id, ()))
         only.update(waiting)
-        only.update(task.task_id for task in spec.tasks if task.depends_on_past)
+        only.update(spec.depends_on_past_ids)
         return only
 
     # ----------------------------------------------------------------- reads
@@ -271,6 +288,24 @@ class StoreView:
         self._run_index[run_pk] = (tis, len(tis), (by_task, instances))
         return (by_task, instances), True
 
+    def ready(self, session: Session, states: Iterable[TaskState]) -> list[TaskInstanceRow]:
+        """Task instances in `states` (some of READY_STATES), by id. A sweep reads them from
+        the store (once per pass); other passes take those seen then and those the scheduler
+        moved into these states since (other processes never do: they clear to `none`)."""
+        if self.sweeping and not self._ready_read:
+            found = ti_store.tis_in_states(session, READY_STATES)
+            self._ready = {ti.id: ti for ti in found}
+            self._ready_read = True
+        wanted = {state.value for state in states}
+        tis = []
+        for ti_id in sorted(self._ready):
+            ti = self._ready[ti_id]
+            if ti.state in wanted:
+                tis.append(ti)
+            elif ti.state not in _READY_VALUES:
+                del self._ready[ti_id]
+        return tis
+
     def runs(self, session: Session, state: RunState) -> list[DagRunRow]:
         """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
         if state == RunState.RUNNING and self._pass_running is not None:
@@ -279,6 +314,15 @@ class StoreView:
         if state == RunState.RUNNING:
             self._pass_running = runs
         return runs
+
+    def by_container(self, session: Session, container_id: str) -> TaskInstanceRow | None:
+        """The task instance whose current attempt runs in this container (as prefetched
+        for this pass's messages, else read)."""
+        ti = self._pass_containers.get(container_id)
+        if ti is not None:
+            return ti
+        with session.no_autoflush:  # container ids are stored by workers, never pending here
+            return ti_store.ti_by_container(session, container_id)
 
     def attempt(self, session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
         """The attempt row of a try. It was stored when the try was queued, in an earlier

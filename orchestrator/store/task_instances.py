@@ -6,8 +6,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from orchestrator.errors import TaskNotFound
 from orchestrator.models.states import TaskState, check_task_transition
@@ -43,6 +43,61 @@ _TI_BY_CONTAINER = select(TaskInstanceRow).where(
 )
 
 
+_STATE_CHANGES = Base.metadata.tables[TaskStateChangeRow.__tablename__]
+
+
+_STATE_CHANGES_KEY = "orchestrator.state_changes"
+
+
+class StateChanges:
+    """A session's task state-change records, kept back and written together in one
+    statement (a session that changes many states per pass saves an ORM insert for each).
+
+    Once `attach`ed, `set_ti_state` on that session keeps its records here. They are
+    written before every ORM statement the session runs (so reads see them) and before it
+    commits; a rollback (of the transaction or of a savepoint) forgets those not yet
+    written. Savepoints must begin through `begin_savepoint`, which writes what is kept
+    first (else a savepoint's rollback would take earlier records with it)."""
+
+    def __init__(self) -> None:
+        self._rows: list[dict[str, object]] = []
+
+    def attach(self, session: Session) -> None:
+        session.info[_STATE_CHANGES_KEY] = self
+        event.listen(session, "do_orm_execute", self._before_statement)
+        event.listen(session, "before_commit", self.write)
+        event.listen(session, "after_soft_rollback", self._after_rollback)
+        event.listen(session, "after_transaction_create", self._after_transaction_create)
+
+    def add(self, row: dict[str, object]) -> None:
+        self._rows.append(row)
+
+    def write(self, session: Session) -> None:
+        if self._rows:
+            rows, self._rows = self._rows, []
+            session.execute(insert(_STATE_CHANGES), rows)
+
+    def _before_statement(self, state: ORMExecuteState) -> None:
+        if self._rows:
+            self.write(state.session)
+
+    def _after_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        # a savepoint begins with nothing kept: what is kept now was made inside it
+        self._rows.clear()
+
+    def _after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested and self._rows:
+            raise RuntimeError("state changes are pending: begin savepoints with begin_savepoint")
+
+
+def begin_savepoint(session: Session) -> SessionTransaction:
+    """`session.begin_nested()`, once the state changes kept for the session are written."""
+    changes = session.info.get(_STATE_CHANGES_KEY)
+    if changes is not None:
+        changes.write(session)
+    return session.begin_nested()
+
+
 def set_ti_state(
     session: Session,
     ti: TaskInstanceRow,
@@ -50,21 +105,35 @@ def set_ti_state(
     now: datetime,
     detail: str | None = None,
 ) -> None:
-    """Move a task instance to `state` (checked against the transition table) and record it."""
+    """Move a task instance to `state` (checked against the transition table) and record it
+    (kept back if the session has `StateChanges` attached)."""
     old = TaskState(ti.state)
     if old == state:
         return
     check_task_transition(old, state)
-    session.add(
-        TaskStateChangeRow(
-            ti_id=ti.id,
-            try_number=ti.try_number,
-            from_state=old.value,
-            to_state=state.value,
-            detail=detail,
-            at=now,
+    changes = session.info.get(_STATE_CHANGES_KEY)
+    if changes is not None:
+        changes.add(
+            {
+                "ti_id": ti.id,
+                "try_number": ti.try_number,
+                "from_state": old.value,
+                "to_state": state.value,
+                "detail": detail,
+                "at": now,
+            }
         )
-    )
+    else:
+        session.add(
+            TaskStateChangeRow(
+                ti_id=ti.id,
+                try_number=ti.try_number,
+                from_state=old.value,
+                to_state=state.value,
+                detail=detail,
+                at=now,
+            )
+        )
     ti.state = state.value
     ti.updated_at = now
     if detail is not None:
