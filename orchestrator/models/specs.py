@@ -577,14 +577,20 @@ class DagSpec(Spec):
 
     def task(self, task_id: str) -> TaskSpec:
         """The task with this id; KeyError if none."""
-        for task in self.tasks:
-            if task.task_id == task_id:
-                return task
-        raise KeyError(task_id)
+        return self.task_index[task_id]
 
-    @property
-    def task_ids(self) -> list[str]:
-        return [t.task_id for t in self.tasks]
+    def has_task(self, task_id: str) -> bool:
+        return task_id in self.task_index
+
+    @functools.cached_property
+    def task_index(self) -> dict[str, TaskSpec]:
+        """The tasks by id, worked out once per spec."""
+        return {task.task_id: task for task in self.tasks}
+
+    @functools.cached_property
+    def task_ids(self) -> tuple[str, ...]:
+        """The task ids in task order, worked out once per spec."""
+        return tuple(t.task_id for t in self.tasks)
 
     def downstream_ids(self, task_id: str) -> list[str]:
         """Direct children of a task."""

@@ -4,7 +4,7 @@ and how one ended recorded and acted on (the scheduler's loop thread only)."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -63,7 +63,7 @@ class AttemptRecords:
         task: TaskSpec,
         ti: TaskInstanceRow,
         info: RunInfo,
-        outputs: dict[str, Any],
+        outputs: Mapping[str, Any],
         now: datetime,
     ) -> LaunchJob | None:
         """Render and persist a new attempt (name, rendered fields, log path) before launch;
@@ -170,7 +170,7 @@ class AttemptRecords:
             return False
         spec = self._view.spec(session, ti.dag_id)
         dag_active = self._view.integrity_target(session, ti.dag_id) != integrity.NO_SPEC
-        if spec is None or ti.task_id not in spec.task_ids or not dag_active:
+        if spec is None or not spec.has_task(ti.task_id) or not dag_active:
             attempt = self._view.attempt(session, ti.id, try_number)
             integrity.finish_removed_attempt(
                 session,

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,7 +65,7 @@ from orchestrator.services.notifications import (
 )
 from orchestrator.services.readiness_step import ReadinessStep
 from orchestrator.services.reconcile import Reconciler, ReconcileReport
-from orchestrator.services.run_context import outputs_of, run_info
+from orchestrator.services.run_context import RunOutputs, run_info
 from orchestrator.services.run_planner import RunPlanner
 from orchestrator.services.scheduler_view import READY_STATES, StoreView
 from orchestrator.services.sla import SlaMonitor
@@ -192,7 +192,7 @@ class Scheduler:
         )
         self._pass_finished = False
         # by run, for this pass's launches: what templates know of it, and its outputs
-        self._pass_runs: dict[int, tuple[RunInfo, dict[str, Any]]] = {}
+        self._pass_runs: dict[int, tuple[RunInfo, Mapping[str, Any]]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
         self._occupancy = claims.occupancy if claims is not None else slot_occupancy
@@ -650,7 +650,7 @@ class Scheduler:
     ) -> LaunchJob | None:
         known = self._pass_runs.get(run.id)
         if known is None:  # the same for every launch of the run in this pass
-            outputs = outputs_of(self._view.run_tis(session, run.id))
+            outputs = RunOutputs(self._view.run_tis(session, run.id))
             known = self._pass_runs[run.id] = (run_info(spec, run), outputs)
         job = self._attempts.prepare(session, spec, task, ti, *known, now)
         if job is None:

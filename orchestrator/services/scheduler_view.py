@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.specs import DagSpec, TaskSpec
@@ -56,11 +57,13 @@ class StoreView:
         self._run_filter = run_filter
         self._session: Session | None = None
         self._specs: dict[str, tuple[str, DagSpec]] = {}  # by dag id: (spec hash, spec)
-        self._task_index: dict[int, dict[str, TaskSpec]] = {}
         # the task instances of running runs, kept across passes
         self._run_cache: dict[int, list[TaskInstanceRow]] = {}
         # per cached run: its list and length when indexed, and the index
         self._run_index: dict[int, tuple[list[TaskInstanceRow], int, RunIndex]] = {}
+        # per cached run: its instances' count and version sum (see `_known_sum`)
+        self._sums: dict[int, tuple[int, int]] = {}
+        self._flushing: list[tuple[TaskInstanceRow, int]] = []
         # per run: tasks whose instances changed since the run's last readiness decision
         self._changed_tasks: dict[int, set[str]] = {}
         self._touched: set[int] = set()  # runs whose task instances changed this pass
@@ -83,6 +86,8 @@ class StoreView:
         if self._session is None:
             self._session = self._sessions()
             ti_store.StateChanges().attach(self._session)  # one insert per pass, not per change
+            event.listen(self._session, "before_flush", self._before_flush)
+            event.listen(self._session, "after_flush_postexec", self._after_flush)
         return self._session
 
     def close(self) -> None:
@@ -125,11 +130,9 @@ class StoreView:
         for run_pk in [pk for pk in self._run_cache if pk not in running]:
             self._drop_run(session, run_pk)
         sums = run_store.ti_version_sums(session, list(self._run_cache))
-        changed_runs = [
-            pk
-            for pk, tis in self._run_cache.items()
-            if sums.get(pk) != (len(tis), sum(ti.version for ti in tis))
-        ]
+        changed_runs = [pk for pk in self._run_cache if sums.get(pk) != self._known_sum(pk)]
+        for run_pk in changed_runs:
+            self._sums.pop(run_pk, None)  # worked out again once its instances are current
         versions = run_store.ti_versions(session, changed_runs) if changed_runs else {}
         stale: list[int] = []
         for run_pk in changed_runs:
@@ -142,7 +145,39 @@ class StoreView:
         for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
             self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
+    def _known_sum(self, run_pk: int) -> tuple[int, int]:
+        """The count and version sum of a kept run's instances as this session knows them:
+        worked out once, then moved along by its own flushes (`_before_flush`)."""
+        known = self._sums.get(run_pk)
+        if known is None:
+            tis = self._run_cache[run_pk]
+            known = self._sums[run_pk] = (len(tis), sum(ti.version for ti in tis))
+        return known
+
+    def _before_flush(self, session: Session, context: object, instances: object) -> None:
+        self._flushing = [
+            (ti, ti.version)
+            for ti in session.dirty
+            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
+        ]
+        self._flushing += [
+            (ti, 0)
+            for ti in session.new
+            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
+        ]
+
+    def _after_flush(self, session: Session, context: object) -> None:
+        for ti, before in self._flushing:
+            known = self._sums.get(ti.dag_run_id)
+            if known is not None:
+                self._sums[ti.dag_run_id] = (
+                    known[0] + (not before),
+                    known[1] + ti.version - before,
+                )
+        self._flushing = []
+
     def _drop_run(self, session: Session, run_pk: int) -> None:
+        self._sums.pop(run_pk, None)
         for ti in self._run_cache.pop(run_pk, ()):
             session.expire(ti)
             self._ready.pop(ti.id, None)
@@ -153,13 +188,14 @@ class StoreView:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
         self._ready.clear()
+        self._sums.clear()
         self._run_cache.clear()
         self._run_index.clear()
         self._changed_tasks.clear()
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
-        self._run_cache, self._run_index, self._ready = {}, {}, {}
+        self._run_cache, self._run_index, self._ready, self._sums = {}, {}, {}, {}
         self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
         self._last_sweep = None  # the next pass sweeps
 
@@ -186,6 +222,7 @@ class StoreView:
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
         self._run_cache.pop(run_pk, None)
+        self._sums.pop(run_pk, None)
         self._touched.add(run_pk)
 
     def runs_started(self) -> None:
@@ -255,13 +292,7 @@ class StoreView:
     def task(self, session: Session, dag_id: str, task_id: str) -> TaskSpec | None:
         """A task of the DAG's latest spec, or None if the DAG or the task is gone."""
         spec = self.spec(session, dag_id)
-        if spec is None:
-            return None
-        index = self._task_index.get(id(spec))
-        if index is None:
-            index = {t.task_id: t for t in spec.tasks}
-            self._task_index = {id(spec): index}  # one DAG's index is enough to keep warm
-        return index.get(task_id)
+        return spec.task_index.get(task_id) if spec is not None else None
 
     def run_tis(self, session: Session, run_pk: int) -> list[TaskInstanceRow]:
         """A run's task instances, loaded once and kept current."""
