@@ -35,7 +35,8 @@ from orchestrator.services.secrets import secret_source
 from orchestrator.services.set_state import SetState, SkipTasks
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
-from orchestrator.store.tables import TaskAttemptRow, TaskInstanceRow
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.tables import TaskInstanceRow
 
 
 class AttemptRecords:
@@ -144,7 +145,7 @@ class AttemptRecords:
         (keeping when the try was first queued)."""
         attempt = self._view.attempt(session, ti.id, ti.try_number) if continuing else None
         if attempt is None:
-            session.add(TaskAttemptRow(ti_id=ti.id, try_number=ti.try_number, **values))
+            ti_store.add_attempt(session, ti_id=ti.id, try_number=ti.try_number, **values)
             return
         values.pop("queued_at", None)
         for column, value in values.items():

@@ -611,8 +611,11 @@ class Scheduler:
     def _queue_launches(
         self, session: Session, now: datetime, report: TickReport
     ) -> list[LaunchJob]:
-        self._run_control_tasks(session, now, report)  # no container, no slot: before the count
-        held = self._occupancy(session)
+        ran = self._run_control_tasks(session, now, report)  # no container, no slot: first
+        if ran:
+            session.flush()  # for the count (one that runs on holds a slot while it does)
+        with session.no_autoflush:  # else only changes to `scheduled` are pending: they
+            held = self._occupancy(session)  # join those to `queued` in one update
         if held.total >= self._settings.parallelism:
             return []
         runs: dict[int, DagRunRow] = {}
@@ -742,9 +745,10 @@ class Scheduler:
             session, message.ti_id, message.try_number, end, None, now, report, after_commit
         )
 
-    def _run_control_tasks(self, session: Session, now: datetime, report: TickReport) -> None:
+    def _run_control_tasks(self, session: Session, now: datetime, report: TickReport) -> bool:
         """Run the due tasks that need no container (empty, latest_only, trigger_run,
-        wait_for_run) in this pass, and what they make ready, until none is left."""
+        wait_for_run) in this pass, and what they make ready, until none is left; True if
+        any ran."""
         self._control_wake = None
         handled: set[int] = set()
         while True:
@@ -773,7 +777,7 @@ class Scheduler:
                 if task.kind == TaskKind.TRIGGER_RUN:
                     self._wake.set()  # start the new run without waiting for the poll
             if not finished:
-                return
+                return bool(handled)
             report.finished += finished
             self._readiness.decide(session, now)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, attributes, sessionmaker
 
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import RunState, TaskState
@@ -40,6 +40,12 @@ _READY_VALUES = frozenset(state.value for state in READY_STATES)
 
 #: A run's task instances by task id, and its mapped instances by task id and map index.
 RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
+
+
+def _version_read(ti: TaskInstanceRow) -> int:
+    """The version the task instance had when read (before a flush bumps it)."""
+    bumped = attributes.get_history(ti, "version").deleted
+    return bumped[0] if bumped else ti.version
 
 
 class StoreView:
@@ -85,7 +91,7 @@ class StoreView:
         """The session every pass uses, kept between passes with what it loaded."""
         if self._session is None:
             self._session = self._sessions()
-            ti_store.StateChanges().attach(self._session)  # one insert per pass, not per change
+            ti_store.PendingInserts().attach(self._session)  # one insert per pass, not per change
             event.listen(self._session, "before_flush", self._before_flush)
             event.listen(self._session, "after_flush_postexec", self._after_flush)
         return self._session
@@ -156,7 +162,7 @@ class StoreView:
 
     def _before_flush(self, session: Session, context: object, instances: object) -> None:
         self._flushing = [
-            (ti, ti.version)
+            (ti, _version_read(ti))
             for ti in session.dirty
             if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
         ]
@@ -179,8 +185,8 @@ class StoreView:
     def _drop_run(self, session: Session, run_pk: int) -> None:
         self._sums.pop(run_pk, None)
         for ti in self._run_cache.pop(run_pk, ()):
+            self._ready.pop(ti.id, None)  # before the expiry: reading it then would load it
             session.expire(ti)
-            self._ready.pop(ti.id, None)
         self._run_index.pop(run_pk, None)
         self._changed_tasks.pop(run_pk, None)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import Table, bindparam, event, func, insert, select, update
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from orchestrator.errors import TaskNotFound
@@ -24,6 +24,7 @@ from orchestrator.store.tables import (
 # costs about as much as running it).
 _TIS = Base.metadata.tables[TaskInstanceRow.__tablename__]
 _ATTEMPTS = Base.metadata.tables[TaskAttemptRow.__tablename__]
+_STATE_CHANGES = Base.metadata.tables[TaskStateChangeRow.__tablename__]
 _SET_TI_CONTAINER = (
     update(_TIS)
     .where(_TIS.c.id == bindparam("ti"), _TIS.c.try_number == bindparam("try"))
@@ -43,39 +44,39 @@ _TI_BY_CONTAINER = select(TaskInstanceRow).where(
 )
 
 
-_STATE_CHANGES = Base.metadata.tables[TaskStateChangeRow.__tablename__]
+_PENDING_KEY = "orchestrator.pending_inserts"
+_ATTEMPT_COLUMNS = tuple(column.name for column in _ATTEMPTS.c if column.name != "id")
 
 
-_STATE_CHANGES_KEY = "orchestrator.state_changes"
+class PendingInserts:
+    """A session's new task state-change records and attempt rows, kept back and written
+    together: one statement per table and batch, where the ORM writes an attempt row at a
+    time (it reads each new id back) and a state change through a unit of work each.
 
-
-class StateChanges:
-    """A session's task state-change records, kept back and written together in one
-    statement (a session that changes many states per pass saves an ORM insert for each).
-
-    Once `attach`ed, `set_ti_state` on that session keeps its records here. They are
-    written before every ORM statement the session runs (so reads see them) and before it
-    commits; a rollback (of the transaction or of a savepoint) forgets those not yet
-    written. Savepoints must begin through `begin_savepoint`, which writes what is kept
-    first (else a savepoint's rollback would take earlier records with it)."""
+    Once `attach`ed, `set_ti_state` and `add_attempt` on that session keep their rows here.
+    They are written before every ORM statement the session runs (so reads see them) and
+    before it commits; a rollback (of the transaction or of a savepoint) forgets those not
+    yet written. Savepoints must begin through `begin_savepoint`, which writes what is kept
+    first (else a savepoint's rollback would take earlier rows with it)."""
 
     def __init__(self) -> None:
-        self._rows: list[dict[str, object]] = []
+        self._rows: dict[Table, list[dict[str, object]]] = {}
 
     def attach(self, session: Session) -> None:
-        session.info[_STATE_CHANGES_KEY] = self
+        session.info[_PENDING_KEY] = self
         event.listen(session, "do_orm_execute", self._before_statement)
         event.listen(session, "before_commit", self.write)
         event.listen(session, "after_soft_rollback", self._after_rollback)
         event.listen(session, "after_transaction_create", self._after_transaction_create)
 
-    def add(self, row: dict[str, object]) -> None:
-        self._rows.append(row)
+    def add(self, table: Table, row: dict[str, object]) -> None:
+        self._rows.setdefault(table, []).append(row)
 
     def write(self, session: Session) -> None:
         if self._rows:
-            rows, self._rows = self._rows, []
-            session.execute(insert(_STATE_CHANGES), rows)
+            kept, self._rows = self._rows, {}
+            for table, rows in kept.items():  # attempts before the changes they explain
+                session.execute(insert(table), rows)
 
     def _before_statement(self, state: ORMExecuteState) -> None:
         if self._rows:
@@ -87,14 +88,27 @@ class StateChanges:
 
     def _after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:
         if transaction.nested and self._rows:
-            raise RuntimeError("state changes are pending: begin savepoints with begin_savepoint")
+            raise RuntimeError("inserts are pending: begin savepoints with begin_savepoint")
+
+
+def add_attempt(session: Session, **values: Any) -> None:
+    """Add a new attempt row (kept back if the session has `PendingInserts` attached: it is
+    then read back by a query, not found in the session)."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is None:
+        session.add(TaskAttemptRow(**values))
+        return
+    row: dict[str, object] = dict.fromkeys(_ATTEMPT_COLUMNS)
+    row.update(oom_killed=False, timed_out=False)
+    row.update(values)
+    pending.add(_ATTEMPTS, row)
 
 
 def begin_savepoint(session: Session) -> SessionTransaction:
-    """`session.begin_nested()`, once the state changes kept for the session are written."""
-    changes = session.info.get(_STATE_CHANGES_KEY)
-    if changes is not None:
-        changes.write(session)
+    """`session.begin_nested()`, once the rows kept for the session are written."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        pending.write(session)
     return session.begin_nested()
 
 
@@ -106,14 +120,15 @@ def set_ti_state(
     detail: str | None = None,
 ) -> None:
     """Move a task instance to `state` (checked against the transition table) and record it
-    (kept back if the session has `StateChanges` attached)."""
+    (kept back if the session has `PendingInserts` attached)."""
     old = TaskState(ti.state)
     if old == state:
         return
     check_task_transition(old, state)
-    changes = session.info.get(_STATE_CHANGES_KEY)
-    if changes is not None:
-        changes.add(
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        pending.add(
+            _STATE_CHANGES,
             {
                 "ti_id": ti.id,
                 "try_number": ti.try_number,
@@ -121,7 +136,7 @@ def set_ti_state(
                 "to_state": state.value,
                 "detail": detail,
                 "at": now,
-            }
+            },
         )
     else:
         session.add(

@@ -87,7 +87,7 @@ def test_state_changes_kept_back_are_written_before_reads_and_commit(
     sessions: sessionmaker[Session],
 ) -> None:
     session = sessions()
-    ti_store.StateChanges().attach(session)
+    ti_store.PendingInserts().attach(session)
     with session.begin():
         run_pk = make_run(session)
         ti = run_store.task_instances(session, run_pk)[0]
@@ -107,7 +107,7 @@ def test_a_savepoints_rollback_forgets_only_the_state_changes_made_inside_it(
     sessions: sessionmaker[Session],
 ) -> None:
     session = sessions()
-    ti_store.StateChanges().attach(session)
+    ti_store.PendingInserts().attach(session)
     with session.begin():
         run_pk = make_run(session)
         ti = run_store.task_instances(session, run_pk)[0]
@@ -127,7 +127,7 @@ def test_a_savepoint_begun_past_kept_state_changes_is_refused(
     sessions: sessionmaker[Session],
 ) -> None:
     session = sessions()
-    ti_store.StateChanges().attach(session)
+    ti_store.PendingInserts().attach(session)
     with session.begin():
         run_pk = make_run(session)
         ti = run_store.task_instances(session, run_pk)[0]
