@@ -112,8 +112,8 @@ class _RunValues:
             return value
 
     def params(self, task: TaskSpec) -> dict[str, Any]:
-        """The task's validated params, shared by the tasks declaring none of their own:
-        callers copy before handing them out. Raises TemplateError naming the task."""
+        """The task's validated params, shared by the tasks declaring none of their own (so
+        callers copy them before handing them out). Raises TemplateError naming the task."""
         if task.params:
             return resolve_params(self.dag, task, self.run.conf)
         if self._params is None:
@@ -192,6 +192,7 @@ class LazyContext(Mapping[str, Any]):
         "_mapped",
         "_outputs",
         "_outputs_copy",
+        "_params",
         "_revealed",
         "_run",
         "_secrets",
@@ -222,7 +223,8 @@ class LazyContext(Mapping[str, Any]):
         self._secrets = secrets
         self._revealed = revealed
         self._values: dict[str, Any] = {}
-        run.params(task)  # the one check that can fail: at once, whatever templates read
+        # the one check that can fail: at once, whatever the templates read
+        self._params = run.params(task)
 
     def __getitem__(self, name: str) -> Any:
         if name in _SHARED_NAMES:
@@ -289,7 +291,7 @@ class LazyContext(Mapping[str, Any]):
 
 _INSTANCE_VALUES: dict[str, Callable[[LazyContext], Any]] = {
     "task": lambda c: task_view(c._run.dag, c._task),
-    "params": lambda c: copy.deepcopy(c._run.params(c._task)),
+    "params": lambda c: copy.deepcopy(c._params),
     "dag_run": LazyContext._dag_run,
     "ti": LazyContext._ti,
     "task_instance": lambda c: c["ti"],

@@ -384,7 +384,7 @@ class _TaskRenderer:
 
 
 def _render(env: SandboxedEnvironment, template: str, context: Mapping[str, Any]) -> str:
-    if not any(marker in template for marker in _MARKUP):
+    if "{" not in template or not any(marker in template for marker in _MARKUP):
         return template  # plain text renders to itself; skip compiling it
     return _render_template(_compiled(env, template), context)
 
