@@ -3,7 +3,7 @@ and how one ended recorded and acted on (the scheduler's loop thread only)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -35,7 +35,8 @@ from orchestrator.services.secrets import secret_source
 from orchestrator.services.set_state import SetState, SkipTasks
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
-from orchestrator.store.tables import TaskAttemptRow, TaskInstanceRow
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.tables import TaskInstanceRow
 
 
 class AttemptRecords:
@@ -63,7 +64,7 @@ class AttemptRecords:
         task: TaskSpec,
         ti: TaskInstanceRow,
         info: RunInfo,
-        outputs: dict[str, Any],
+        outputs: Mapping[str, Any],
         now: datetime,
     ) -> LaunchJob | None:
         """Render and persist a new attempt (name, rendered fields, log path) before launch;
@@ -144,7 +145,7 @@ class AttemptRecords:
         (keeping when the try was first queued)."""
         attempt = self._view.attempt(session, ti.id, ti.try_number) if continuing else None
         if attempt is None:
-            session.add(TaskAttemptRow(ti_id=ti.id, try_number=ti.try_number, **values))
+            ti_store.add_attempt(session, ti_id=ti.id, try_number=ti.try_number, **values)
             return
         values.pop("queued_at", None)
         for column, value in values.items():
@@ -170,7 +171,7 @@ class AttemptRecords:
             return False
         spec = self._view.spec(session, ti.dag_id)
         dag_active = self._view.integrity_target(session, ti.dag_id) != integrity.NO_SPEC
-        if spec is None or ti.task_id not in spec.task_ids or not dag_active:
+        if spec is None or not spec.has_task(ti.task_id) or not dag_active:
             attempt = self._view.attempt(session, ti.id, try_number)
             integrity.finish_removed_attempt(
                 session,

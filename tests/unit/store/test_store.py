@@ -85,6 +85,61 @@ def test_every_state_change_is_recorded_with_its_time(sessions: sessionmaker[Ses
         ]
 
 
+def test_state_changes_kept_back_are_written_before_reads_and_commit(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)
+        assert [c.to_state for c in ti_store.state_changes(session, ti.id)] == ["scheduled"]
+        ti_store.set_ti_state(session, ti, TaskState.QUEUED, NOW)
+        ti_id = ti.id
+    session.close()
+    with sessions() as other:
+        assert [c.to_state for c in ti_store.state_changes(other, ti_id)] == [
+            "scheduled",
+            "queued",
+        ]
+
+
+def test_a_savepoints_rollback_forgets_only_the_state_changes_made_inside_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)  # kept, not written
+        with pytest.raises(ValueError), ti_store.begin_savepoint(session):
+            ti_store.set_ti_state(session, ti, TaskState.QUEUED, NOW)
+            ti_store.state_changes(session, ti.id)  # writes the queued one inside
+            ti_store.set_ti_state(session, ti, TaskState.RUNNING, NOW)  # kept inside
+            raise ValueError
+        ti_id = ti.id
+    session.close()
+    with sessions() as other:
+        assert [c.to_state for c in ti_store.state_changes(other, ti_id)] == ["scheduled"]
+
+
+def test_a_savepoint_begun_past_kept_state_changes_is_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)
+        with pytest.raises(RuntimeError, match="begin_savepoint"):
+            session.begin_nested()
+        session.rollback()
+    session.close()
+
+
 def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         run_pk = make_run(session)
