@@ -4,21 +4,23 @@ The scheduler uses one long-lived session. Objects stay usable after each pass's
 the task instances of running runs are loaded once and then kept (`run_tis`). Before each
 pass `begin_pass` makes them current:
 
-- A sweep forgets everything (other processes may have cleared, marked or triggered).
-- Other passes compare each cached run's count and sum of task instance versions with the
-  store (one row per run), then the versions of the runs that differ, and reload the changed
+- Every pass compares each cached run's count and sum of task instance versions with the
+  store (one row per run), then the versions of the runs that differ, and reloads the changed
   instances. Runs no longer running leave the cache.
+- A sweep also reads everything else again (runs, attempts, DAG rows: other processes may
+  have marked, paused or triggered), and every `FORGET_INTERVAL` it forgets the kept task
+  instances too.
 
-Every write bumps a task instance's version, and the ORM refuses a write over a stale one
-(StaleDataError: the scheduler does the pass again after `forget`), so nothing is
-overwritten. Which runs a pass decides about: all of them in a sweep, else those whose task
+Every write bumps a task instance's version, and a write over a stale one is refused
+(StaleDataError, see `store.tables`: the scheduler does the pass again after `forget`), so
+nothing is overwritten. Which runs a pass decides about: all of them in a sweep, else those whose task
 instances changed (`watched`); within a run, the tasks whose inputs changed (`candidates`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, attributes, sessionmaker
@@ -32,6 +34,11 @@ from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
+
+#: How often a sweep forgets even the task instances it keeps. Other sweeps read everything
+#: else again and check the kept instances by version, as every pass does (whatever changes
+#: them elsewhere bumps their versions); this is the safety net.
+FORGET_INTERVAL = timedelta(minutes=5)
 
 #: States of task instances the scheduler acts on by itself: waiting for a slot, and (tasks
 #: without a container) waiting to check again.
@@ -76,6 +83,8 @@ class StoreView:
         self._changed: set[int] = set()  # ... and in the pass before
         self.sweeping = True
         self._last_sweep: datetime | None = None
+        self._forgetting = True  # this sweep forgets even the kept task instances
+        self._last_forget: datetime | None = None
         # for one pass
         self._pass_specs: dict[str, DagSpec | None] = {}
         self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes
@@ -120,6 +129,11 @@ class StoreView:
         )
         if self.sweeping:
             self._last_sweep = now
+            self._forgetting = (
+                self._last_forget is None or now - self._last_forget >= FORGET_INTERVAL
+            )
+            if self._forgetting:
+                self._last_forget = now
 
     def begin_pass(self, session: Session) -> None:
         """Reset the pass's caches and make the kept task instances current."""
@@ -128,8 +142,10 @@ class StoreView:
         self._ready_read = False
         self._changed, self._touched = self._touched, set()
         if self.sweeping:
-            self.forget(session)
-            return
+            if self._forgetting:
+                self.forget(session)
+                return
+            self._expire_all_but_kept(session)
         if not self._run_cache:
             return
         running = {run.id for run in self.runs(session, RunState.RUNNING)}
@@ -190,6 +206,14 @@ class StoreView:
         self._run_index.pop(run_pk, None)
         self._changed_tasks.pop(run_pk, None)
 
+    def _expire_all_but_kept(self, session: Session) -> None:
+        """Read everything again but the kept task instances (checked by version instead):
+        runs, attempts, DAG rows and instances of runs not kept."""
+        kept = {id(ti) for tis in self._run_cache.values() for ti in tis}
+        for obj in list(session.identity_map.values()):
+            if id(obj) not in kept:
+                session.expire(obj)
+
     def forget(self, session: Session) -> None:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
@@ -203,7 +227,7 @@ class StoreView:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
         self._run_cache, self._run_index, self._ready, self._sums = {}, {}, {}, {}
         self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
-        self._last_sweep = None  # the next pass sweeps
+        self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
 
     def prefetch(self, session: Session, ti_ids: Iterable[int], containers: list[str]) -> None:
         """Load (again) the task instances, their runs and attempts that messages name, in a
