@@ -13,8 +13,9 @@ pass `begin_pass` makes them current:
 
 Every write bumps a task instance's version, and a write over a stale one is refused
 (StaleDataError, see `store.tables`: the scheduler does the pass again after `forget`), so
-nothing is overwritten. Which runs a pass decides about: all of them in a sweep, else those whose task
-instances changed (`watched`); within a run, the tasks whose inputs changed (`candidates`).
+nothing is overwritten. Which runs a pass decides about: all of them in a sweep, else those
+whose task instances changed (`watched`); within a run, the tasks whose inputs changed
+(`candidates`).
 """
 
 from __future__ import annotations
