@@ -36,7 +36,7 @@ from orchestrator.templating import RenderedTask
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_NAME = 200
-_NO_FILE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})  # no output file to read
+_NO_FILE = frozenset({errno.ENOENT, errno.ENOTDIR})  # no output file to read
 
 
 @dataclass(frozen=True)
@@ -216,12 +216,21 @@ class OutputRead:
 
 
 def read_output(directory: Path, max_bytes: int) -> OutputRead:
-    """Read and check the output file a task may have written."""
-    try:  # non-blocking: a FIFO the task left there must not hang the harvest
-        fd = os.open(os.path.join(directory, OUTPUT_FILE_NAME), os.O_RDONLY | os.O_NONBLOCK)
+    """Read and check the output file a task may have written.
+
+    A symbolic link is not followed: the task made it inside its container, but the
+    scheduler would resolve it on the host, so it could point the scheduler at any host
+    file it may read (an error names it instead)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW  # a FIFO must not hang the harvest
+    try:
+        fd = os.open(os.path.join(directory, OUTPUT_FILE_NAME), flags)
     except OSError as exc:
         if exc.errno in _NO_FILE:
             return OutputRead()
+        if exc.errno == errno.ELOOP:
+            return OutputRead(
+                error="output file is a symbolic link; it is not followed (write a regular file)"
+            )
         raise
     try:
         status = os.fstat(fd)

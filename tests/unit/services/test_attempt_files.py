@@ -76,9 +76,20 @@ def test_a_fifo_as_output_file_does_not_hang_the_harvest(tmp_path: Path) -> None
     assert (result.json_text, result.error) == (None, None)
 
 
-def test_an_output_symlink_loop_reads_as_no_output(tmp_path: Path) -> None:
-    (tmp_path / OUTPUT_FILE_NAME).symlink_to(tmp_path / OUTPUT_FILE_NAME)
-    assert read_output(tmp_path, 100).json_text is None
+def test_an_output_symlink_is_not_followed_to_a_host_file(tmp_path: Path) -> None:
+    """A task can leave a link to any path: resolved on the host, it would make the scheduler
+    store a host file the task could not read as its output."""
+    host_file = tmp_path / "host-secret.json"
+    host_file.write_text('{"password": "hunter2"}')
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / OUTPUT_FILE_NAME).symlink_to(host_file)
+    result = read_output(folder, 1000)
+    assert result.json_text is None
+    assert result.error is not None and "symbolic link" in result.error
+    (folder / OUTPUT_FILE_NAME).unlink()
+    (folder / OUTPUT_FILE_NAME).symlink_to(folder / OUTPUT_FILE_NAME)  # a loop: the same
+    assert read_output(folder, 1000).error == result.error
 
 
 def test_output_over_the_limit_is_an_error_and_within_it_a_value(tmp_path: Path) -> None:
