@@ -577,18 +577,34 @@ class DagSpec(Spec):
 
     def task(self, task_id: str) -> TaskSpec:
         """The task with this id; KeyError if none."""
-        for task in self.tasks:
-            if task.task_id == task_id:
-                return task
-        raise KeyError(task_id)
+        return self.task_index[task_id]
 
-    @property
-    def task_ids(self) -> list[str]:
-        return [t.task_id for t in self.tasks]
+    def has_task(self, task_id: str) -> bool:
+        return task_id in self.task_index
+
+    @functools.cached_property
+    def task_index(self) -> dict[str, TaskSpec]:
+        """The tasks by id, worked out once per spec."""
+        return {task.task_id: task for task in self.tasks}
+
+    @functools.cached_property
+    def task_ids(self) -> tuple[str, ...]:
+        """The task ids in task order, worked out once per spec."""
+        return tuple(t.task_id for t in self.tasks)
 
     def downstream_ids(self, task_id: str) -> list[str]:
         """Direct children of a task."""
         return list(self.downstream_map.get(task_id, ()))
+
+    @functools.cached_property
+    def task_positions(self) -> dict[str, int]:
+        """Each task's position in the DAG's task order, worked out once per spec."""
+        return {task.task_id: n for n, task in enumerate(self.tasks)}
+
+    @functools.cached_property
+    def depends_on_past_ids(self) -> tuple[str, ...]:
+        """The tasks with `depends_on_past`, in task order, worked out once per spec."""
+        return tuple(task.task_id for task in self.tasks if task.depends_on_past)
 
     @functools.cached_property
     def downstream_map(self) -> dict[str, tuple[str, ...]]:

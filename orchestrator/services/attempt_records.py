@@ -3,8 +3,7 @@ and how one ended recorded and acted on (the scheduler's loop thread only)."""
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from orchestrator.services.containers import (
     log_path,
     output_dir,
     prepare_output_dir,
+    remove_output_dir,
 )
 from orchestrator.services.control_tasks import branch_outcome
 from orchestrator.services.logs import LogFile
@@ -35,7 +35,8 @@ from orchestrator.services.secrets import secret_source
 from orchestrator.services.set_state import SetState, SkipTasks
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
-from orchestrator.store.tables import TaskAttemptRow, TaskInstanceRow
+from orchestrator.store import task_instances as ti_store
+from orchestrator.store.tables import TaskInstanceRow
 
 
 class AttemptRecords:
@@ -63,7 +64,7 @@ class AttemptRecords:
         task: TaskSpec,
         ti: TaskInstanceRow,
         info: RunInfo,
-        outputs: dict[str, Any],
+        outputs: Mapping[str, Any],
         now: datetime,
     ) -> LaunchJob | None:
         """Render and persist a new attempt (name, rendered fields, log path) before launch;
@@ -144,7 +145,7 @@ class AttemptRecords:
         (keeping when the try was first queued)."""
         attempt = self._view.attempt(session, ti.id, ti.try_number) if continuing else None
         if attempt is None:
-            session.add(TaskAttemptRow(ti_id=ti.id, try_number=ti.try_number, **values))
+            ti_store.add_attempt(session, ti_id=ti.id, try_number=ti.try_number, **values)
             return
         values.pop("queued_at", None)
         for column, value in values.items():
@@ -170,7 +171,7 @@ class AttemptRecords:
             return False
         spec = self._view.spec(session, ti.dag_id)
         dag_active = self._view.integrity_target(session, ti.dag_id) != integrity.NO_SPEC
-        if spec is None or ti.task_id not in spec.task_ids or not dag_active:
+        if spec is None or not spec.has_task(ti.task_id) or not dag_active:
             attempt = self._view.attempt(session, ti.id, try_number)
             integrity.finish_removed_attempt(
                 session,
@@ -184,7 +185,7 @@ class AttemptRecords:
             )
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
             folder = output_dir(self._settings, key)
-            after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+            after_commit.append(lambda: remove_output_dir(folder))
             return True
         task = spec.task(ti.task_id)
         if ti.stop_reason == "timeout":
@@ -235,7 +236,7 @@ class AttemptRecords:
         self._set_state(session, ti, result.state, now, result.detail)
         self._skip_tasks(session, ti.dag_run_id, not_chosen, f"skipped by branch {ti.task_id}", now)
         folder = output_dir(self._settings, key)
-        after_commit.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        after_commit.append(lambda: remove_output_dir(folder))
         return True
 
     def _poke_outcome(

@@ -7,6 +7,7 @@ loop with messages, except for the container id, which must be stored before the
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.scheduling.reconcile import container_bytes_logged
 from orchestrator.services.clock import Clock
 from orchestrator.services.containers import AttemptKey, log_path, output_dir, read_output
+from orchestrator.services.executors import ElasticThreads
 from orchestrator.services.logs import LogFile
 from orchestrator.settings import Settings
 from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import engine_of
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,7 @@ class AttemptWorker:
         post: Callable[[object], None],
     ) -> None:
         self._settings = settings
-        self._sessions = sessions
+        self._engine = engine_of(sessions)
         self._runtime = runtime
         self._clock = clock
         self._listener = listener
@@ -132,6 +135,8 @@ class AttemptWorker:
         self._lock = threading.Lock()
         self._in_flight: set[tuple[int, int]] = set()  # (ti id, try) launches not yet done
         self._following: set[str] = set()  # containers whose log a thread of ours follows
+        # one thread per followed container (each blocks while its container runs), reused
+        self._followers = ElasticThreads("orch-logs")
 
     def begin_launch(self, job: LaunchJob) -> None:
         """Mark the job's attempt as being launched (call before submitting `launch`), so
@@ -183,9 +188,12 @@ class AttemptWorker:
     def _start(self, ti_id: int, key: AttemptKey, container_id: str, logfile: LogFile) -> None:
         """Persist the id (and where the container's output begins in the log), start the
         container and follow its log."""
-        offset = logfile.path.stat().st_size if logfile.path.exists() else 0
-        with self._sessions.begin() as session:
-            ti_store.set_container_id(session, ti_id, key.try_number, container_id, offset)
+        try:
+            offset = os.stat(logfile.path).st_size
+        except FileNotFoundError:
+            offset = 0
+        with self._engine.begin() as connection:
+            ti_store.set_container_id(connection, ti_id, key.try_number, container_id, offset)
         logs_done = self._logs_done.setdefault(container_id, threading.Event())
         try:
             self._runtime.start(container_id)
@@ -239,8 +247,10 @@ class AttemptWorker:
         the masked bytes, and the log may repeat or miss a few bytes there)."""
         logfile = LogFile(log_path(self._settings, key), sensitive)
         if not id_stored:
-            with self._sessions.begin() as session:
-                ti_store.set_container_id(session, ti_id, key.try_number, container_id, log_offset)
+            with self._engine.begin() as connection:
+                ti_store.set_container_id(
+                    connection, ti_id, key.try_number, container_id, log_offset
+                )
         written = logfile.path.read_bytes()[log_offset:] if logfile.path.exists() else b""
         skip = container_bytes_logged(written)
         logs_done = self._logs_done.setdefault(container_id, threading.Event())
@@ -257,11 +267,12 @@ class AttemptWorker:
         skip: int = 0,
         then_exited: bool = False,
     ) -> None:
-        """Stream the container's output to its log file (and listener) in a thread; `done` is
-        set once everything it printed is written. Started after `start`: the engine replays
-        the log from the beginning, so even a container that already exited loses nothing;
-        the first `skip` bytes (already in the file) are left out. `then_exited`: post
-        `Exited` once the stream ended (an adopted container may have exited unobserved)."""
+        """Stream the container's output to its log file (and listener) in a thread of the
+        followers' pool; `done` is set once everything it printed is written. Started after
+        `start`: the engine replays the log from the beginning, so even a container that
+        already exited loses nothing; the first `skip` bytes (already in the file) are left
+        out. `then_exited`: post `Exited` once the stream ended (an adopted container may
+        have exited unobserved)."""
         listener = self._listener
         with self._lock:
             self._following.add(container_id)
@@ -294,7 +305,7 @@ class AttemptWorker:
                 if then_exited:
                     self._post(Exited(container_id))
 
-        threading.Thread(target=follow, name=f"logs-{container_id[:12]}", daemon=True).start()
+        self._followers.submit(follow)
 
     # ----------------------------------------------------------------- observing
     def harvest(self, ti_id: int, key: AttemptKey, container_id: str) -> None:

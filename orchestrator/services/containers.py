@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import re
+import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,7 @@ from orchestrator.templating import RenderedTask
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_NAME = 200
+_NO_FILE = frozenset({errno.ENOENT, errno.ENOTDIR})  # no output file to read
 
 
 @dataclass(frozen=True)
@@ -83,21 +89,26 @@ def container_labels(settings: Settings, key: AttemptKey) -> dict[str, str]:
     }
 
 
-def attempt_dir(root: Path, key: AttemptKey) -> Path:
-    """Airflow-style per-attempt path under `root` (used for logs and outputs)."""
+def _attempt_dir(root: Path, key: AttemptKey) -> str:
+    # one string, parsed into a Path once by the callers: joining part by part parses each
     run = _UNSAFE.sub("_", key.run_id)
-    path = root / f"dag_id={key.dag_id}" / f"run_id={run}" / f"task_id={key.task_id}"
+    path = f"{root}/dag_id={key.dag_id}/run_id={run}/task_id={key.task_id}"
     if key.map_index >= 0:
-        path = path / f"map_index={key.map_index}"
+        path += f"/map_index={key.map_index}"
     return path
 
 
+def attempt_dir(root: Path, key: AttemptKey) -> Path:
+    """Airflow-style per-attempt path under `root` (used for logs and outputs)."""
+    return Path(_attempt_dir(root, key))
+
+
 def log_path(settings: Settings, key: AttemptKey) -> Path:
-    return attempt_dir(settings.logs_folder, key) / f"attempt={key.try_number}.log"
+    return Path(f"{_attempt_dir(settings.logs_folder, key)}/attempt={key.try_number}.log")
 
 
 def output_dir(settings: Settings, key: AttemptKey) -> Path:
-    return attempt_dir(settings.outputs_folder, key) / f"attempt={key.try_number}"
+    return Path(f"{_attempt_dir(settings.outputs_folder, key)}/attempt={key.try_number}")
 
 
 def contract_environment(key: AttemptKey, run: RunInfo) -> dict[str, str]:
@@ -120,11 +131,29 @@ def contract_environment(key: AttemptKey, run: RunInfo) -> dict[str, str]:
 
 def prepare_output_dir(path: Path) -> None:
     """An empty directory any container user may write into."""
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o777)
-    stale = path / OUTPUT_FILE_NAME
-    if stale.exists():
-        stale.unlink()
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:  # its parents are new too
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:  # an attempt launched again: its output must be its own
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, OUTPUT_FILE_NAME))
+    os.chmod(path, 0o777)
+
+
+def remove_output_dir(path: Path) -> None:
+    """Remove an attempt's output directory once its output is read (whatever the task left
+    in it too); never fails."""
+    try:
+        os.rmdir(path)  # mostly empty, or holding the output file only
+    except FileNotFoundError:
+        return
+    except OSError:
+        try:
+            os.unlink(os.path.join(path, OUTPUT_FILE_NAME))
+            os.rmdir(path)
+        except OSError:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def build_launch_request(
@@ -187,17 +216,36 @@ class OutputRead:
 
 
 def read_output(directory: Path, max_bytes: int) -> OutputRead:
-    """Read and check the output file a task may have written."""
-    path = directory / OUTPUT_FILE_NAME
-    if not path.is_file():
-        return OutputRead()
-    size = path.stat().st_size
-    if size > max_bytes:
-        return OutputRead(
-            error=f"output file is {size} bytes, over the {max_bytes}-byte limit"
-            " (ORCH_MAX_OUTPUT_BYTES); pass large data through a volume and output its path"
-        )
-    raw = path.read_bytes()
+    """Read and check the output file a task may have written.
+
+    A symbolic link is not followed: the task made it inside its container, but the
+    scheduler would resolve it on the host, so it could point the scheduler at any host
+    file it may read (an error names it instead)."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW  # a FIFO must not hang the harvest
+    try:
+        fd = os.open(os.path.join(directory, OUTPUT_FILE_NAME), flags)
+    except OSError as exc:
+        if exc.errno in _NO_FILE:
+            return OutputRead()
+        if exc.errno == errno.ELOOP:
+            return OutputRead(
+                error="output file is a symbolic link; it is not followed (write a regular file)"
+            )
+        raise
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return OutputRead()
+        size = status.st_size
+        if size > max_bytes:
+            return OutputRead(
+                error=f"output file is {size} bytes, over the {max_bytes}-byte limit"
+                " (ORCH_MAX_OUTPUT_BYTES); pass large data through a volume and output its path"
+            )
+        with open(fd, "rb", closefd=False) as handle:
+            raw = handle.read()
+    finally:
+        os.close(fd)
     if not raw.strip():
         return OutputRead()
     try:

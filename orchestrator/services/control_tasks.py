@@ -144,7 +144,7 @@ class ControlTasks:
             text = render("logical_date", settings.logical_date)
             logical_date = parse_rendered_date("logical_date", text)
         target = triggerable_spec(session, settings.dag_id)
-        with session.begin_nested():
+        with ti_store.begin_savepoint(session):
             created = trigger_run(
                 session, target, now=now, conf=conf, logical_date=logical_date, run_id=run_id
             )
@@ -209,7 +209,7 @@ class ControlTasks:
         other = dag_store.get_dag_row(session, settings.dag_id)
         if settings.task_id is not None:
             other_spec = DagSpec.model_validate_json(other.spec_json)
-            if settings.task_id not in other_spec.task_ids:
+            if not other_spec.has_task(settings.task_id):
                 raise UserError(
                     f"DAG '{settings.dag_id}' has no task '{settings.task_id}' to wait for"
                 )

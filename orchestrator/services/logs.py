@@ -6,11 +6,13 @@ are written as `***`, also when a value arrives split over two chunks of the str
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,9 +36,16 @@ class LogFile:
             text = chunk.decode(errors="surrogateescape") if isinstance(chunk, bytes) else chunk
             chunk = mask_text(text, self.secrets)
         data = chunk.encode(errors="surrogateescape") if isinstance(chunk, str) else chunk
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("ab") as handle:
+        with self._open(buffering=-1) as handle:
             handle.write(data)
+
+    def _open(self, buffering: int) -> BinaryIO:
+        """The file opened for appending; its folder is made on the first write."""
+        try:
+            return open(self.path, "ab", buffering=buffering)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            return open(self.path, "ab", buffering=buffering)
 
     def write_line(self, line: str) -> None:
         self.write(line if line.endswith("\n") else line + "\n")
@@ -49,9 +58,8 @@ class LogFile:
         each chunk reaches the file at once, without reopening it per chunk. With secrets to
         mask, the tail of a chunk that may start a secret value waits for the next chunk (or
         the end of the stream). `written` hears every piece as written to the file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         masker = StreamMasker(self.secrets)
-        with self.path.open("ab", buffering=0) as handle:
+        with self._open(buffering=0) as handle:
 
             def emit(data: bytes) -> None:
                 if data:

@@ -4,7 +4,7 @@ tasks expand when they become ready."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -31,6 +31,8 @@ class ReadinessStep:
         self._settings = settings
         self._view = view
         self._set_state = set_state
+        # by run: the tasks found waiting (`_waiting_tasks`) when it was last decided about
+        self._waiting: dict[int, set[str]] = {}
 
     def decide(self, session: Session, now: datetime) -> datetime | None:
         """Apply readiness decisions to the running runs this pass watches; return the
@@ -44,18 +46,11 @@ class ReadinessStep:
                 continue
             (by_task, instances), rebuilt = self._view.index(session, run.id)
             views = ReadinessViews(by_task, instances)
-            waiting = [
-                ti
-                for tid, ti in by_task.items()
-                if ti.state in _WAITING_STATES and tid not in instances
-            ]
             changed = self._view.take_changed(run.id)
+            full = self._view.sweeping or rebuilt
+            waiting = self._waiting_tasks(run.id, by_task, instances, None if full else changed)
             waiting_ids = (ti.task_id for ti in waiting)
-            only = (
-                None
-                if self._view.sweeping or rebuilt
-                else self._view.candidates(spec, changed, waiting_ids)
-            )
+            only = None if full else self._view.candidates(spec, changed, waiting_ids)
             previous = self._previous_states(session, spec, run, views)
             decisions = decide(spec, views, now, previous, only)
             pending = [ti.next_try_at for ti in waiting if ti.next_try_at and ti.next_try_at > now]
@@ -79,7 +74,36 @@ class ReadinessStep:
                 ti = by_task[task_id]
                 ti.end_date = now
                 self._set_state(session, ti, TaskState.SKIPPED, now, "an upstream task skipped")
+        if self._view.sweeping:  # every running run was looked at: forget the others
+            kept = {run.id for run in running}
+            self._waiting = {pk: ids for pk, ids in self._waiting.items() if pk in kept}
         return earliest
+
+    def _waiting_tasks(
+        self,
+        run_pk: int,
+        by_task: Mapping[str, TaskInstanceRow],
+        instances: Mapping[str, object],
+        changed: set[str] | None,
+    ) -> list[TaskInstanceRow]:
+        """The run's task instances waiting out a retry delay or a reschedule (mapped tasks'
+        instances are stepped apart). Looked for among all of them when `changed` is None,
+        else among those waiting before and the `changed` tasks (every state change since
+        reaches `changed`: the scheduler's own and those `StoreView` found)."""
+        known = self._waiting.get(run_pk)
+        if changed is None or known is None:
+            look_at: Iterable[str] = by_task
+        else:
+            look_at = known | changed
+        waiting = [
+            ti
+            for tid in look_at
+            if (ti := by_task.get(tid)) is not None
+            and ti.state in _WAITING_STATES
+            and tid not in instances
+        ]
+        self._waiting[run_pk] = {ti.task_id for ti in waiting}
+        return waiting
 
     def _expand(
         self,
@@ -100,7 +124,7 @@ class ReadinessStep:
         self, session: Session, spec: DagSpec, run: DagRunRow, views: Mapping[str, TaskView]
     ) -> dict[str, TaskState] | None:
         """Task states of the previous run, read only while a `depends_on_past` task waits."""
-        waiting = (views.get(t.task_id) for t in spec.tasks if t.depends_on_past)
+        waiting = (views.get(task_id) for task_id in spec.depends_on_past_ids)
         if not any(v is not None and v.state == TaskState.NONE for v in waiting):
             return None
         previous = run_store.previous_run(session, run)

@@ -406,7 +406,7 @@ class Reconciler:
         if dag is None:
             return None
         spec = DagSpec.model_validate_json(dag.spec_json)
-        if ti.task_id not in spec.task_ids:
+        if not spec.has_task(ti.task_id):
             return None
         task = spec.task(ti.task_id)
         run = ti_store.get_run_of(session, ti)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from sqlalchemy.orm import Session
@@ -40,6 +40,29 @@ def run_info(spec: DagSpec, run: DagRunRow) -> RunInfo:
 def run_outputs(session: Session, run: DagRunRow) -> dict[str, Any]:
     """Outputs of the run's finished tasks, by task id."""
     return outputs_of(run_store.task_instances(session, run.id))
+
+
+class RunOutputs(Mapping[str, Any]):
+    """`outputs_of` these task instances, worked out when first read (most templates read
+    no output, and a large run's instances take a while to go through)."""
+
+    def __init__(self, tis: Iterable[TaskInstanceRow]) -> None:
+        self._tis: Iterable[TaskInstanceRow] | None = tis
+        self._outputs: dict[str, Any] = {}
+
+    def _all(self) -> dict[str, Any]:
+        if self._tis is not None:
+            self._outputs, self._tis = outputs_of(self._tis), None
+        return self._outputs
+
+    def __getitem__(self, task_id: str) -> Any:
+        return self._all()[task_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def outputs_of(tis: Iterable[TaskInstanceRow]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -65,9 +65,9 @@ from orchestrator.services.notifications import (
 )
 from orchestrator.services.readiness_step import ReadinessStep
 from orchestrator.services.reconcile import Reconciler, ReconcileReport
-from orchestrator.services.run_context import outputs_of, run_info
+from orchestrator.services.run_context import RunOutputs, run_info
 from orchestrator.services.run_planner import RunPlanner
-from orchestrator.services.scheduler_view import StoreView
+from orchestrator.services.scheduler_view import READY_STATES, StoreView
 from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
@@ -192,7 +192,7 @@ class Scheduler:
         )
         self._pass_finished = False
         # by run, for this pass's launches: what templates know of it, and its outputs
-        self._pass_runs: dict[int, tuple[RunInfo, dict[str, Any]]] = {}
+        self._pass_runs: dict[int, tuple[RunInfo, Mapping[str, Any]]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
         self._occupancy = claims.occupancy if claims is not None else slot_occupancy
@@ -391,7 +391,7 @@ class Scheduler:
         if len(messages) > 1:
             saved = self._pass_memory(report, after_commit)
             try:
-                with session.begin_nested(), session.no_autoflush:
+                with ti_store.begin_savepoint(session), session.no_autoflush:
                     for message in messages:
                         self._handle(session, message, now, report, after_commit)
                 return
@@ -402,7 +402,7 @@ class Scheduler:
         for message in messages:
             saved = self._pass_memory(report, after_commit)
             try:
-                with session.begin_nested(), session.no_autoflush:
+                with ti_store.begin_savepoint(session), session.no_autoflush:
                     self._handle(session, message, now, report, after_commit)
             except StaleDataError:
                 raise
@@ -611,13 +611,16 @@ class Scheduler:
     def _queue_launches(
         self, session: Session, now: datetime, report: TickReport
     ) -> list[LaunchJob]:
-        self._run_control_tasks(session, now, report)  # no container, no slot: before the count
-        held = self._occupancy(session)
+        ran = self._run_control_tasks(session, now, report)  # no container, no slot: first
+        if ran:
+            session.flush()  # for the count (one that runs on holds a slot while it does)
+        with session.no_autoflush:  # else only changes to `scheduled` are pending: they
+            held = self._occupancy(session)  # join those to `queued` in one update
         if held.total >= self._settings.parallelism:
             return []
         runs: dict[int, DagRunRow] = {}
         waiting = []
-        for ti in ti_store.tis_in_states(session, [TaskState.SCHEDULED]):
+        for ti in self._view.ready(session, [TaskState.SCHEDULED]):
             if ti.dag_run_id not in runs:
                 runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
             run = runs[ti.dag_run_id]
@@ -650,7 +653,7 @@ class Scheduler:
     ) -> LaunchJob | None:
         known = self._pass_runs.get(run.id)
         if known is None:  # the same for every launch of the run in this pass
-            outputs = outputs_of(self._view.run_tis(session, run.id))
+            outputs = RunOutputs(self._view.run_tis(session, run.id))
             known = self._pass_runs[run.id] = (run_info(spec, run), outputs)
         job = self._attempts.prepare(session, spec, task, ti, *known, now)
         if job is None:
@@ -708,8 +711,7 @@ class Scheduler:
     ) -> None:
         if container_id in self._harvesting:
             return
-        with session.no_autoflush:  # container ids are stored by workers, never pending here
-            ti = ti_store.ti_by_container(session, container_id)
+        ti = self._view.by_container(session, container_id)
         if ti is None or ti.container_id != container_id:
             return
         if TaskState(ti.state) not in ACTIVE_TASK_STATES:
@@ -743,16 +745,15 @@ class Scheduler:
             session, message.ti_id, message.try_number, end, None, now, report, after_commit
         )
 
-    def _run_control_tasks(self, session: Session, now: datetime, report: TickReport) -> None:
+    def _run_control_tasks(self, session: Session, now: datetime, report: TickReport) -> bool:
         """Run the due tasks that need no container (empty, latest_only, trigger_run,
-        wait_for_run) in this pass, and what they make ready, until none is left."""
+        wait_for_run) in this pass, and what they make ready, until none is left; True if
+        any ran."""
         self._control_wake = None
         handled: set[int] = set()
         while True:
             finished = 0
-            for ti in ti_store.tis_in_states(
-                session, [TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE]
-            ):
+            for ti in self._view.ready(session, READY_STATES):
                 task = self._view.task(session, ti.dag_id, ti.task_id)
                 if task is None or task.kind == TaskKind.CONTAINER or ti.id in handled:
                     continue
@@ -776,7 +777,7 @@ class Scheduler:
                 if task.kind == TaskKind.TRIGGER_RUN:
                     self._wake.set()  # start the new run without waiting for the poll
             if not finished:
-                return
+                return bool(handled)
             report.finished += finished
             self._readiness.decide(session, now)
 

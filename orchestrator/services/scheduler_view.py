@@ -4,26 +4,30 @@ The scheduler uses one long-lived session. Objects stay usable after each pass's
 the task instances of running runs are loaded once and then kept (`run_tis`). Before each
 pass `begin_pass` makes them current:
 
-- A sweep forgets everything (other processes may have cleared, marked or triggered).
-- Other passes compare each cached run's count and sum of task instance versions with the
-  store (one row per run), then the versions of the runs that differ, and reload the changed
+- Every pass compares each cached run's count and sum of task instance versions with the
+  store (one row per run), then the versions of the runs that differ, and reloads the changed
   instances. Runs no longer running leave the cache.
+- A sweep also reads everything else again (runs, attempts, DAG rows: other processes may
+  have marked, paused or triggered), and every `FORGET_INTERVAL` it forgets the kept task
+  instances too.
 
-Every write bumps a task instance's version, and the ORM refuses a write over a stale one
-(StaleDataError: the scheduler does the pass again after `forget`), so nothing is
-overwritten. Which runs a pass decides about: all of them in a sweep, else those whose task
-instances changed (`watched`); within a run, the tasks whose inputs changed (`candidates`).
+Every write bumps a task instance's version, and a write over a stale one is refused
+(StaleDataError, see `store.tables`: the scheduler does the pass again after `forget`), so
+nothing is overwritten. Which runs a pass decides about: all of them in a sweep, else those
+whose task instances changed (`watched`); within a run, the tasks whose inputs changed
+(`candidates`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event
+from sqlalchemy.orm import Session, attributes, sessionmaker
 
 from orchestrator.models.specs import DagSpec, TaskSpec
-from orchestrator.models.states import RunState
+from orchestrator.models.states import RunState, TaskState
 from orchestrator.services import integrity
 from orchestrator.services.mapping import instances_by_task
 from orchestrator.settings import Settings
@@ -32,8 +36,24 @@ from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
 
+#: How often a sweep forgets even the task instances it keeps. Other sweeps read everything
+#: else again and check the kept instances by version, as every pass does (whatever changes
+#: them elsewhere bumps their versions); this is the safety net.
+FORGET_INTERVAL = timedelta(minutes=5)
+
+#: States of task instances the scheduler acts on by itself: waiting for a slot, and (tasks
+#: without a container) waiting to check again.
+READY_STATES = (TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE)
+_READY_VALUES = frozenset(state.value for state in READY_STATES)
+
 #: A run's task instances by task id, and its mapped instances by task id and map index.
 RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
+
+
+def _version_read(ti: TaskInstanceRow) -> int:
+    """The version the task instance had when read (before a flush bumps it)."""
+    bumped = attributes.get_history(ti, "version").deleted
+    return bumped[0] if bumped else ti.version
 
 
 class StoreView:
@@ -51,28 +71,39 @@ class StoreView:
         self._run_filter = run_filter
         self._session: Session | None = None
         self._specs: dict[str, tuple[str, DagSpec]] = {}  # by dag id: (spec hash, spec)
-        self._task_index: dict[int, dict[str, TaskSpec]] = {}
         # the task instances of running runs, kept across passes
         self._run_cache: dict[int, list[TaskInstanceRow]] = {}
         # per cached run: its list and length when indexed, and the index
         self._run_index: dict[int, tuple[list[TaskInstanceRow], int, RunIndex]] = {}
+        # per cached run: its instances' count and version sum (see `_known_sum`)
+        self._sums: dict[int, tuple[int, int]] = {}
+        self._flushing: list[tuple[TaskInstanceRow, int]] = []
         # per run: tasks whose instances changed since the run's last readiness decision
         self._changed_tasks: dict[int, set[str]] = {}
         self._touched: set[int] = set()  # runs whose task instances changed this pass
         self._changed: set[int] = set()  # ... and in the pass before
         self.sweeping = True
         self._last_sweep: datetime | None = None
+        self._forgetting = True  # this sweep forgets even the kept task instances
+        self._last_forget: datetime | None = None
         # for one pass
         self._pass_specs: dict[str, DagSpec | None] = {}
         self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
+        self._pass_containers: dict[str | None, TaskInstanceRow] = {}
+        # task instances last seen in READY_STATES, by id (see `ready`)
+        self._ready: dict[int, TaskInstanceRow] = {}
+        self._ready_read = False  # read from the store this pass
 
     # ----------------------------------------------------------------- passes
     def session(self) -> Session:
         """The session every pass uses, kept between passes with what it loaded."""
         if self._session is None:
             self._session = self._sessions()
+            ti_store.PendingInserts().attach(self._session)  # one insert per pass, not per change
+            event.listen(self._session, "before_flush", self._before_flush)
+            event.listen(self._session, "after_flush_postexec", self._after_flush)
         return self._session
 
     def close(self) -> None:
@@ -99,26 +130,32 @@ class StoreView:
         )
         if self.sweeping:
             self._last_sweep = now
+            self._forgetting = (
+                self._last_forget is None or now - self._last_forget >= FORGET_INTERVAL
+            )
+            if self._forgetting:
+                self._last_forget = now
 
     def begin_pass(self, session: Session) -> None:
         """Reset the pass's caches and make the kept task instances current."""
         self._pass_specs, self._pass_targets, self._pass_running = {}, None, None
-        self._pass_attempts = {}
+        self._pass_attempts, self._pass_containers = {}, {}
+        self._ready_read = False
         self._changed, self._touched = self._touched, set()
         if self.sweeping:
-            self.forget(session)
-            return
+            if self._forgetting:
+                self.forget(session)
+                return
+            self._expire_all_but_kept(session)
         if not self._run_cache:
             return
         running = {run.id for run in self.runs(session, RunState.RUNNING)}
         for run_pk in [pk for pk in self._run_cache if pk not in running]:
             self._drop_run(session, run_pk)
         sums = run_store.ti_version_sums(session, list(self._run_cache))
-        changed_runs = [
-            pk
-            for pk, tis in self._run_cache.items()
-            if sums.get(pk) != (len(tis), sum(ti.version for ti in tis))
-        ]
+        changed_runs = [pk for pk in self._run_cache if sums.get(pk) != self._known_sum(pk)]
+        for run_pk in changed_runs:
+            self._sums.pop(run_pk, None)  # worked out again once its instances are current
         versions = run_store.ti_versions(session, changed_runs) if changed_runs else {}
         stale: list[int] = []
         for run_pk in changed_runs:
@@ -131,31 +168,76 @@ class StoreView:
         for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
             self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
+    def _known_sum(self, run_pk: int) -> tuple[int, int]:
+        """The count and version sum of a kept run's instances as this session knows them:
+        worked out once, then moved along by its own flushes (`_before_flush`)."""
+        known = self._sums.get(run_pk)
+        if known is None:
+            tis = self._run_cache[run_pk]
+            known = self._sums[run_pk] = (len(tis), sum(ti.version for ti in tis))
+        return known
+
+    def _before_flush(self, session: Session, context: object, instances: object) -> None:
+        self._flushing = [
+            (ti, _version_read(ti))
+            for ti in session.dirty
+            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
+        ]
+        self._flushing += [
+            (ti, 0)
+            for ti in session.new
+            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
+        ]
+
+    def _after_flush(self, session: Session, context: object) -> None:
+        for ti, before in self._flushing:
+            known = self._sums.get(ti.dag_run_id)
+            if known is not None:
+                self._sums[ti.dag_run_id] = (
+                    known[0] + (not before),
+                    known[1] + ti.version - before,
+                )
+        self._flushing = []
+
     def _drop_run(self, session: Session, run_pk: int) -> None:
+        self._sums.pop(run_pk, None)
         for ti in self._run_cache.pop(run_pk, ()):
+            self._ready.pop(ti.id, None)  # before the expiry: reading it then would load it
             session.expire(ti)
         self._run_index.pop(run_pk, None)
         self._changed_tasks.pop(run_pk, None)
 
+    def _expire_all_but_kept(self, session: Session) -> None:
+        """Read everything again but the kept task instances (checked by version instead):
+        runs, attempts, DAG rows and instances of runs not kept."""
+        kept = {id(ti) for tis in self._run_cache.values() for ti in tis}
+        for obj in list(session.identity_map.values()):
+            if id(obj) not in kept:
+                session.expire(obj)
+
     def forget(self, session: Session) -> None:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
+        self._ready.clear()
+        self._sums.clear()
         self._run_cache.clear()
         self._run_index.clear()
         self._changed_tasks.clear()
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
-        self._run_cache, self._run_index = {}, {}
-        self._pass_running, self._pass_attempts = None, {}
-        self._last_sweep = None  # the next pass sweeps
+        self._run_cache, self._run_index, self._ready, self._sums = {}, {}, {}, {}
+        self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
+        self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
 
     def prefetch(self, session: Session, ti_ids: Iterable[int], containers: list[str]) -> None:
         """Load (again) the task instances, their runs and attempts that messages name, in a
         few queries, so handling each message finds them in the session, current."""
         with session.no_autoflush:
             tis = ti_store.tis_by_ids(session, set(ti_ids), fresh=True)
-            tis += ti_store.tis_by_containers(session, containers, fresh=True)
+            by_container = ti_store.tis_by_containers(session, containers, fresh=True)
+            self._pass_containers = {ti.container_id: ti for ti in by_container}
+            tis += by_container
             run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
             keys = [(ti.id, ti.try_number) for ti in tis]
             self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
@@ -165,10 +247,13 @@ class StoreView:
         """The scheduler changed this task instance's state."""
         self._touched.add(ti.dag_run_id)
         self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
+        if ti.state in _READY_VALUES:
+            self._ready[ti.id] = ti
 
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
         self._run_cache.pop(run_pk, None)
+        self._sums.pop(run_pk, None)
         self._touched.add(run_pk)
 
     def runs_started(self) -> None:
@@ -196,7 +281,7 @@ class StoreView:
         for task_id in changed:
             only.update(spec.downstream_map.get(task_id, ()))
         only.update(waiting)
-        only.update(task.task_id for task in spec.tasks if task.depends_on_past)
+        only.update(spec.depends_on_past_ids)
         return only
 
     # ----------------------------------------------------------------- reads
@@ -238,13 +323,7 @@ class StoreView:
     def task(self, session: Session, dag_id: str, task_id: str) -> TaskSpec | None:
         """A task of the DAG's latest spec, or None if the DAG or the task is gone."""
         spec = self.spec(session, dag_id)
-        if spec is None:
-            return None
-        index = self._task_index.get(id(spec))
-        if index is None:
-            index = {t.task_id: t for t in spec.tasks}
-            self._task_index = {id(spec): index}  # one DAG's index is enough to keep warm
-        return index.get(task_id)
+        return spec.task_index.get(task_id) if spec is not None else None
 
     def run_tis(self, session: Session, run_pk: int) -> list[TaskInstanceRow]:
         """A run's task instances, loaded once and kept current."""
@@ -271,6 +350,24 @@ class StoreView:
         self._run_index[run_pk] = (tis, len(tis), (by_task, instances))
         return (by_task, instances), True
 
+    def ready(self, session: Session, states: Iterable[TaskState]) -> list[TaskInstanceRow]:
+        """Task instances in `states` (some of READY_STATES), by id. A sweep reads them from
+        the store (once per pass); other passes take those seen then and those the scheduler
+        moved into these states since (other processes never do: they clear to `none`)."""
+        if self.sweeping and not self._ready_read:
+            found = ti_store.tis_in_states(session, READY_STATES)
+            self._ready = {ti.id: ti for ti in found}
+            self._ready_read = True
+        wanted = {state.value for state in states}
+        tis = []
+        for ti_id in sorted(self._ready):
+            ti = self._ready[ti_id]
+            if ti.state in wanted:
+                tis.append(ti)
+            elif ti.state not in _READY_VALUES:
+                del self._ready[ti_id]
+        return tis
+
     def runs(self, session: Session, state: RunState) -> list[DagRunRow]:
         """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
         if state == RunState.RUNNING and self._pass_running is not None:
@@ -279,6 +376,15 @@ class StoreView:
         if state == RunState.RUNNING:
             self._pass_running = runs
         return runs
+
+    def by_container(self, session: Session, container_id: str) -> TaskInstanceRow | None:
+        """The task instance whose current attempt runs in this container (as prefetched
+        for this pass's messages, else read)."""
+        ti = self._pass_containers.get(container_id)
+        if ti is not None:
+            return ti
+        with session.no_autoflush:  # container ids are stored by workers, never pending here
+            return ti_store.ti_by_container(session, container_id)
 
     def attempt(self, session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
         """The attempt row of a try. It was stored when the try was queued, in an earlier

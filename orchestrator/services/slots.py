@@ -78,7 +78,8 @@ class SlotPlanner:
             return []
         if pool_store.lock_slots(session):  # PostgreSQL: count again, alone among schedulers
             held = self._occupancy_of(session)
-        pools = pool_store.pool_sizes(session)
+        with session.no_autoflush:  # pending task instance changes cannot change pools
+            pools = pool_store.pool_sizes(session)
         if DEFAULT_POOL not in pools:
             pools[DEFAULT_POOL] = pool_store.ensure_default_pool(session).slots
         by_ti: dict[int, Waiting] = {}

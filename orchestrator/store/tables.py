@@ -17,9 +17,12 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    event,
+    select,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -159,11 +162,10 @@ class TaskInstanceRow(Base):
     # the pool and slots the latest attempt took when it was queued
     pool: Mapped[str | None] = mapped_column(String(250), nullable=True)
     pool_slots: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    #: Bumped by every write (the ORM does it; plain SQL updates must too): a long-lived
-    #: reader notices what changed elsewhere, and a write over a stale copy fails.
+    #: Bumped by every write (`_check_and_bump_versions` does it for the ORM; plain SQL
+    #: updates must too): a long-lived reader notices what changed elsewhere, and a write
+    #: over a stale copy fails.
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-
-    __mapper_args__ = {"version_id_col": version}
 
 
 class TaskAttemptRow(Base):
@@ -344,3 +346,45 @@ class AuditLogRow(Base):
     dag_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     run_id: Mapped[str | None] = mapped_column(String(250), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+@event.listens_for(Session, "before_flush")
+def _check_and_bump_versions(session: Session, _context: object, _instances: object) -> None:
+    """Before a flush writes task instances: refuse (StaleDataError) if any changed in the
+    store since this session read it, else bump their versions.
+
+    What SQLAlchemy's `version_id_col` does, but with one read for the whole flush, so the
+    updates themselves go out as one statement per set of columns rather than one per row
+    (a versioned update is never batched). The read is exact: SQLite writes only in
+    `BEGIN IMMEDIATE` transactions (no other writer until the commit), and on PostgreSQL it
+    locks the rows (`FOR UPDATE`) until the commit."""
+    written = [
+        obj
+        for obj in session.dirty
+        if isinstance(obj, TaskInstanceRow) and session.is_modified(obj)
+    ]
+    if not written:
+        return
+    read = {ti.id: ti.version for ti in written}
+    connection = session.connection()
+    found: dict[int, int] = {}
+    ids = list(read)
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        query = select(_TIS.c.id, _TIS.c.version).where(
+            _TIS.c.id.in_(ids[start : start + _IDS_PER_QUERY])
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update()
+        found.update((ti_id, version) for ti_id, version in connection.execute(query))
+    stale = sorted(ti_id for ti_id, version in read.items() if found.get(ti_id) != version)
+    if stale:
+        shown = ", ".join(map(str, stale[:10]))
+        raise StaleDataError(
+            f"task instance(s) {shown} changed in the store since this session read them"
+        )
+    for ti in written:
+        ti.version = read[ti.id] + 1
+
+
+_TIS = TaskInstanceRow.__table__
+_IDS_PER_QUERY = 500

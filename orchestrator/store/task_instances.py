@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, bindparam, event, func, insert, select, update
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 
 from orchestrator.errors import TaskNotFound
 from orchestrator.models.states import TaskState, check_task_transition
@@ -24,6 +24,7 @@ from orchestrator.store.tables import (
 # costs about as much as running it).
 _TIS = Base.metadata.tables[TaskInstanceRow.__tablename__]
 _ATTEMPTS = Base.metadata.tables[TaskAttemptRow.__tablename__]
+_STATE_CHANGES = Base.metadata.tables[TaskStateChangeRow.__tablename__]
 _SET_TI_CONTAINER = (
     update(_TIS)
     .where(_TIS.c.id == bindparam("ti"), _TIS.c.try_number == bindparam("try"))
@@ -43,6 +44,74 @@ _TI_BY_CONTAINER = select(TaskInstanceRow).where(
 )
 
 
+_PENDING_KEY = "orchestrator.pending_inserts"
+_ATTEMPT_COLUMNS = tuple(column.name for column in _ATTEMPTS.c if column.name != "id")
+
+
+class PendingInserts:
+    """A session's new task state-change records and attempt rows, kept back and written
+    together: one statement per table and batch, where the ORM writes an attempt row at a
+    time (it reads each new id back) and a state change through a unit of work each.
+
+    Once `attach`ed, `set_ti_state` and `add_attempt` on that session keep their rows here.
+    They are written before every ORM statement the session runs (so reads see them) and
+    before it commits; a rollback (of the transaction or of a savepoint) forgets those not
+    yet written. Savepoints must begin through `begin_savepoint`, which writes what is kept
+    first (else a savepoint's rollback would take earlier rows with it)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[Table, list[dict[str, object]]] = {}
+
+    def attach(self, session: Session) -> None:
+        session.info[_PENDING_KEY] = self
+        event.listen(session, "do_orm_execute", self._before_statement)
+        event.listen(session, "before_commit", self.write)
+        event.listen(session, "after_soft_rollback", self._after_rollback)
+        event.listen(session, "after_transaction_create", self._after_transaction_create)
+
+    def add(self, table: Table, row: dict[str, object]) -> None:
+        self._rows.setdefault(table, []).append(row)
+
+    def write(self, session: Session) -> None:
+        if self._rows:
+            kept, self._rows = self._rows, {}
+            for table, rows in kept.items():  # attempts before the changes they explain
+                session.execute(insert(table), rows)
+
+    def _before_statement(self, state: ORMExecuteState) -> None:
+        if self._rows:
+            self.write(state.session)
+
+    def _after_rollback(self, session: Session, previous: SessionTransaction) -> None:
+        # a savepoint begins with nothing kept: what is kept now was made inside it
+        self._rows.clear()
+
+    def _after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:
+        if transaction.nested and self._rows:
+            raise RuntimeError("inserts are pending: begin savepoints with begin_savepoint")
+
+
+def add_attempt(session: Session, **values: Any) -> None:
+    """Add a new attempt row (kept back if the session has `PendingInserts` attached: it is
+    then read back by a query, not found in the session)."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is None:
+        session.add(TaskAttemptRow(**values))
+        return
+    row: dict[str, object] = dict.fromkeys(_ATTEMPT_COLUMNS)
+    row.update(oom_killed=False, timed_out=False)
+    row.update(values)
+    pending.add(_ATTEMPTS, row)
+
+
+def begin_savepoint(session: Session) -> SessionTransaction:
+    """`session.begin_nested()`, once the rows kept for the session are written."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        pending.write(session)
+    return session.begin_nested()
+
+
 def set_ti_state(
     session: Session,
     ti: TaskInstanceRow,
@@ -50,21 +119,36 @@ def set_ti_state(
     now: datetime,
     detail: str | None = None,
 ) -> None:
-    """Move a task instance to `state` (checked against the transition table) and record it."""
+    """Move a task instance to `state` (checked against the transition table) and record it
+    (kept back if the session has `PendingInserts` attached)."""
     old = TaskState(ti.state)
     if old == state:
         return
     check_task_transition(old, state)
-    session.add(
-        TaskStateChangeRow(
-            ti_id=ti.id,
-            try_number=ti.try_number,
-            from_state=old.value,
-            to_state=state.value,
-            detail=detail,
-            at=now,
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        pending.add(
+            _STATE_CHANGES,
+            {
+                "ti_id": ti.id,
+                "try_number": ti.try_number,
+                "from_state": old.value,
+                "to_state": state.value,
+                "detail": detail,
+                "at": now,
+            },
         )
-    )
+    else:
+        session.add(
+            TaskStateChangeRow(
+                ti_id=ti.id,
+                try_number=ti.try_number,
+                from_state=old.value,
+                to_state=state.value,
+                detail=detail,
+                at=now,
+            )
+        )
     ti.state = state.value
     ti.updated_at = now
     if detail is not None:
@@ -120,17 +204,22 @@ def get_run_of(session: Session, ti: TaskInstanceRow) -> DagRunRow:
 
 
 def set_container_id(
-    session: Session, ti_id: int, try_number: int, container_id: str, log_offset: int | None = None
+    session: Session | Connection,
+    ti_id: int,
+    try_number: int,
+    container_id: str,
+    log_offset: int | None = None,
 ) -> None:
     """Persist the container id of an attempt (done before the container is started), and
     where the container's output will begin in the attempt's log file.
 
-    Plain SQL on the session's connection, and the task instance's version is left alone:
+    Plain SQL on the session's connection (or on a connection without a session, which a
+    launch worker uses: cheaper), and the task instance's version is left alone:
     the scheduler, which keeps task instances between passes, reloads the ones its
     messages name (their container ids with them) and never writes a container id while a
     launch is under way, so nothing it writes can overwrite this one."""
     values = {"ti": ti_id, "try": try_number, "cid": container_id, "offset": log_offset}
-    connection = session.connection()
+    connection = session.connection() if isinstance(session, Session) else session
     connection.execute(_SET_TI_CONTAINER, values)
     connection.execute(_SET_ATTEMPT_CONTAINER, values)
 

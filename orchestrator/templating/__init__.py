@@ -2,6 +2,7 @@
 
     render_task(dag, task, run, try_number=..., map_index=..., outputs=...) -> RenderedTask
     build_context(dag, task, run, try_number=..., map_index=..., outputs=...) -> TemplateContext
+    lazy_context(...) -> LazyContext: the same values, each computed when a template reads it
     render_string(template, context) -> str
 
 Every rendering failure is an `orchestrator.errors.TemplateError` naming the DAG, task and field.
@@ -18,8 +19,12 @@ from orchestrator.templating.context import (
     TaskInstanceView,
     TaskView,
     TemplateContext,
-    build_context,
     dag_folder,
+)
+from orchestrator.templating.lazy import (
+    LazyContext,
+    build_context,
+    lazy_context,
     resolve_params,
 )
 from orchestrator.templating.render import (
@@ -45,6 +50,7 @@ __all__ = [
     "Connections",
     "DagRunView",
     "DagView",
+    "LazyContext",
     "Macros",
     "NoSecrets",
     "Outputs",
@@ -58,6 +64,7 @@ __all__ = [
     "Variables",
     "build_context",
     "dag_folder",
+    "lazy_context",
     "make_environment",
     "render_string",
     "render_task",

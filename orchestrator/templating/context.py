@@ -1,4 +1,5 @@
-"""The template context: Airflow 2's names and meanings, built from the specs and one run.
+"""The template context: Airflow 2's names and meanings, built from the specs and one run
+(by `orchestrator.templating.lazy`; this module holds the names' types and views).
 
 Dates are pendulum `DateTime`s in the zone the `RunInfo` carries (the scheduler passes UTC, so
 `ds` is the UTC date, as in Airflow). Views of the DAG, task, run and task instance are frozen
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,16 +37,8 @@ from typing import Any, TypedDict
 import pendulum
 
 from orchestrator.errors import TemplateError
-from orchestrator.models.params import ParamsInvalid, validate_params
-from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import CronSchedule, DagSpec, ParamSpec, TaskSpec
-from orchestrator.templating.secrets import (
-    Connections,
-    NoSecrets,
-    Revealed,
-    SecretSource,
-    Variables,
-)
+from orchestrator.templating.secrets import Connections, Variables
 
 __all__ = [
     "FILTERS",
@@ -56,14 +50,12 @@ __all__ = [
     "TaskInstanceView",
     "TaskView",
     "TemplateContext",
-    "build_context",
     "dag_folder",
     "format_ds",
     "format_ds_nodash",
     "format_ts",
     "format_ts_nodash",
     "format_ts_nodash_with_tz",
-    "resolve_params",
 ]
 
 #: The only XCom key there is: a task has one output.
@@ -327,127 +319,27 @@ class TemplateContext(TypedDict):
     var: Variables
 
 
-def resolve_params(dag: DagSpec, task: TaskSpec, conf: Mapping[str, Any]) -> dict[str, Any]:
-    """`params`: DAG defaults, then the task's defaults, then the run's conf on top.
-
-    As Airflow does with `dag_run_conf_overrides_params` (its default), every conf key is merged
-    in, including keys no param declares. The result is validated against the params'
-    declarations (`models.params`; the task's declaration of a name beats the DAG's), so
-    templates see validated values; a run whose conf no longer fits (the DAG's params changed
-    since it was triggered) fails the task with a TemplateError naming the param. Values are
-    copies: nothing the caller holds is shared.
-    """
-    params = _defaults(dag.params)
-    params.update(_defaults(task.params))
-    params.update(copy.deepcopy(dict(conf)))
-    try:
-        return validate_params({**dag.params, **task.params}, params)
-    except ParamsInvalid as exc:
-        raise TemplateError(
-            f"DAG {dag.dag_id!r}, task {task.task_id!r}: the run's params do not fit their"
-            f" declaration: {exc}"
-        ) from None
-
-
-def build_context(
-    dag: DagSpec,
-    task: TaskSpec,
-    run: RunInfo,
-    *,
-    try_number: int,
-    map_index: int = -1,
-    outputs: Mapping[str, Any],
-    mapped: Mapping[str, Any] | None = None,
-    secrets: SecretSource | None = None,
-    revealed: Revealed | None = None,
-) -> TemplateContext:
-    """The Jinja context for one attempt of one task in one run.
-
-    `outputs` maps task ids to the outputs (JSON values) of tasks of this run that have one
-    (a mapped task's: the list of its instances' outputs); `map_index` is -1 for an unmapped
-    task, as in Airflow; `mapped` holds a mapped instance's values by expanded field.
-    `secrets` looks up `conn` and `var` (without one, using them is an error); the secret
-    values templates read are added to `revealed`.
-    """
-    source: SecretSource = secrets if secrets is not None else NoSecrets()
-    seen = revealed if revealed is not None else Revealed()
-    logical_date = pendulum.instance(run.logical_date)
-    interval_start = pendulum.instance(run.data_interval_start)
-    interval_end = pendulum.instance(run.data_interval_end)
-    prev_date = _pendulum_or_none(run.prev_logical_date)
-    next_date = _pendulum_or_none(run.next_logical_date)
-    ds = format_ds(logical_date)
-    yesterday = logical_date.subtract(days=1)
-    tomorrow = logical_date.add(days=1)
-    dag_run = DagRunView(
-        dag_id=dag.dag_id,
-        run_id=run.run_id,
-        run_type=run.run_type,
-        conf=copy.deepcopy(run.conf),
-        logical_date=logical_date,
-        execution_date=logical_date,
-        data_interval_start=interval_start,
-        data_interval_end=interval_end,
-        external_trigger=run.run_type == "manual",
-    )
-    ti = TaskInstanceView(
-        dag_id=dag.dag_id,
-        task_id=task.task_id,
-        run_id=run.run_id,
-        try_number=try_number,
-        map_index=map_index,
-        logical_date=logical_date,
-        execution_date=logical_date,
-        _outputs=dict(outputs),
-    )
-    return TemplateContext(
-        ds=ds,
-        ds_nodash=format_ds_nodash(logical_date),
-        ts=format_ts(logical_date),
-        ts_nodash=format_ts_nodash(logical_date),
-        ts_nodash_with_tz=format_ts_nodash_with_tz(logical_date),
-        logical_date=logical_date,
-        execution_date=logical_date,
-        data_interval_start=interval_start,
-        data_interval_end=interval_end,
-        prev_ds=format_ds(prev_date) if prev_date else None,
-        prev_ds_nodash=format_ds_nodash(prev_date) if prev_date else None,
-        next_ds=format_ds(next_date) if next_date else None,
-        next_ds_nodash=format_ds_nodash(next_date) if next_date else None,
-        prev_execution_date=prev_date,
-        next_execution_date=next_date,
-        yesterday_ds=format_ds(yesterday),
-        yesterday_ds_nodash=format_ds_nodash(yesterday),
-        tomorrow_ds=format_ds(tomorrow),
-        tomorrow_ds_nodash=format_ds_nodash(tomorrow),
-        run_id=run.run_id,
-        dag=_shared_dag_view(dag),
-        task=_task_view(dag, task),
-        params=resolve_params(dag, task, run.conf),
-        dag_run=dag_run,
-        ti=ti,
-        task_instance=ti,
-        task_instance_key_str=f"{dag.dag_id}__{task.task_id}__{format_ds_nodash(logical_date)}",
-        macros=MACROS,
-        outputs=Outputs(outputs, dag, task.task_id),
-        map_index=map_index,
-        try_number=try_number,
-        mapped=copy.deepcopy(dict(mapped or {})),
-        conn=Connections(source, seen),
-        var=Variables(source, seen),
-    )
-
-
 def dag_folder(dag: DagSpec) -> Path | None:
     """The absolute folder of the DAG's file, or None when the DAG has no file location."""
-    return Path(os.path.abspath(dag.fileloc)).parent if dag.fileloc else None
+    if not dag.fileloc:
+        return None
+    if os.path.isabs(dag.fileloc):
+        return _folder_of(dag.fileloc)  # the same for every render of the DAG's tasks
+    return Path(os.path.abspath(dag.fileloc)).parent  # depends on the working directory
 
 
-def _defaults(params: Mapping[str, ParamSpec]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=256)
+def _folder_of(absolute_fileloc: str) -> Path:
+    return Path(os.path.abspath(absolute_fileloc)).parent
+
+
+def defaults(params: Mapping[str, ParamSpec]) -> dict[str, Any]:
+    """The declared params' defaults, copied."""
     return {name: copy.deepcopy(spec.default) for name, spec in params.items()}
 
 
-def _pendulum_or_none(value: datetime | None) -> pendulum.DateTime | None:
+def pendulum_or_none(value: datetime | None) -> pendulum.DateTime | None:
+    """`value` as a pendulum DateTime in its own zone."""
     return pendulum.instance(value) if value is not None else None
 
 
@@ -455,7 +347,7 @@ _DAG_VIEWS: dict[int, tuple[DagSpec, DagView]] = {}
 _DAG_VIEWS_KEPT = 32
 
 
-def _shared_dag_view(dag: DagSpec) -> DagView:
+def shared_dag_view(dag: DagSpec) -> DagView:
     """The `dag` view every render of the DAG's tasks shares, built once per spec (it lists
     all task ids: per render that adds up for DAGs of thousands). Kept for the latest specs
     by identity: a spec never changes once built, and the entry holds it, so its id is not
@@ -486,15 +378,16 @@ def _dag_view(dag: DagSpec) -> DagView:
         folder=str(folder) if (folder := dag_folder(dag)) else "",
         timezone=dag.timezone,
         schedule=schedule,
-        start_date=_pendulum_or_none(dag.start_date),
-        end_date=_pendulum_or_none(dag.end_date),
+        start_date=pendulum_or_none(dag.start_date),
+        end_date=pendulum_or_none(dag.end_date),
         catchup=dag.catchup,
-        params=_defaults(dag.params),
+        params=defaults(dag.params),
         task_ids=tuple(dag.task_ids),
     )
 
 
-def _task_view(dag: DagSpec, task: TaskSpec) -> TaskView:
+def task_view(dag: DagSpec, task: TaskSpec) -> TaskView:
+    """The `task` view: a fresh snapshot of the task as declared."""
     return TaskView(
         task_id=task.task_id,
         dag_id=dag.dag_id,
@@ -509,7 +402,7 @@ def _task_view(dag: DagSpec, task: TaskSpec) -> TaskView:
         downstream_task_ids=dag.downstream_map.get(task.task_id, ()),
         group_id=task.group_id,
         doc=task.doc,
-        params=_defaults(task.params),
+        params=defaults(task.params),
     )
 
 

@@ -23,6 +23,7 @@ import functools
 import json
 import os
 import types
+from collections import ChainMap
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -54,7 +55,8 @@ from orchestrator.errors import TemplateError
 from orchestrator.models.run_info import RunInfo
 from orchestrator.models.secrets import mask_json, mask_text
 from orchestrator.models.specs import DagSpec, Mount, TaskSpec
-from orchestrator.templating.context import FILTERS, build_context, dag_folder
+from orchestrator.templating.context import FILTERS, dag_folder
+from orchestrator.templating.lazy import lazy_context
 from orchestrator.templating.secrets import (
     NoSecrets,
     Revealed,
@@ -258,7 +260,7 @@ def _render_task(
     secrets: SecretSource | None,
     revealed: Revealed,
 ) -> RenderedTask:
-    context = build_context(
+    context = lazy_context(
         dag,
         task,
         run,
@@ -270,29 +272,31 @@ def _render_task(
         revealed=revealed,
     )
     renderer = _TaskRenderer(dag, task, map_index, context)
-    rendered = RenderedTask(
-        image=renderer.text("image", task.image, from_file=False),
-        command=renderer.sequence("command", task.command),
-        entrypoint=renderer.sequence("entrypoint", task.entrypoint),
-        environment={
-            name: renderer.text(f"environment[{name!r}]", value, from_file=True)
-            for name, value in task.environment.items()
-        },
-        mounts=tuple(renderer.mount(index, mount) for index, mount in enumerate(task.mounts)),
-        working_dir=(
-            renderer.text("working_dir", task.working_dir, from_file=False)
-            if task.working_dir is not None
-            else None
-        ),
+    image = renderer.text("image", task.image, from_file=False)
+    command = renderer.sequence("command", task.command)
+    entrypoint = renderer.sequence("entrypoint", task.entrypoint)
+    environment = {
+        name: renderer.text(f"environment[{name!r}]", value, from_file=True)
+        for name, value in task.environment.items()
+    }
+    mounts = tuple(renderer.mount(index, mount) for index, mount in enumerate(task.mounts))
+    working_dir = (
+        renderer.text("working_dir", task.working_dir, from_file=False)
+        if task.working_dir is not None
+        else None
     )
     source: SecretSource = secrets if secrets is not None else NoSecrets()
     secret_env = resolve_secret_refs(task.secrets, source, revealed, renderer.prefix)
-    return rendered.model_copy(
-        update={
-            "secrets": {name: ref.describe() for name, ref in task.secrets.items()},
-            "secret_env": secret_env,
-            "sensitive": revealed.values,
-        }
+    return RenderedTask(
+        image=image,
+        command=command,
+        entrypoint=entrypoint,
+        environment=environment,
+        mounts=mounts,
+        working_dir=working_dir,
+        secrets={name: ref.describe() for name, ref in task.secrets.items()},
+        secret_env=secret_env,
+        sensitive=revealed.values,
     )
 
 
@@ -323,7 +327,7 @@ class _TaskRenderer:
         file_name = self._template_file(template) if from_file else None
         try:
             if file_name is not None:
-                return self.env.get_template(file_name).render(self.context)
+                return _render_template(self.env.get_template(file_name), self.context)
             return _render(self.env, template, self.context)
         except Exception as exc:
             raise TemplateError(self._message(field, template, file_name, exc)) from exc
@@ -380,9 +384,30 @@ class _TaskRenderer:
 
 
 def _render(env: SandboxedEnvironment, template: str, context: Mapping[str, Any]) -> str:
-    if not any(marker in template for marker in _MARKUP):
+    if "{" not in template or not any(marker in template for marker in _MARKUP):
         return template  # plain text renders to itself; skip compiling it
-    return _compiled(env, template).render(context)
+    return _render_template(_compiled(env, template), context)
+
+
+class _Names(ChainMap[str, Any]):
+    """The names a template resolves: the context's first, then the template's globals."""
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        # Jinja copies the names to show them as locals in an error's traceback
+        return dict(self)
+
+
+def _render_template(template: Template, context: Mapping[str, Any]) -> str:
+    """`template.render(context)`, without its copy of the context into a dict: a copy reads
+    every value, and a lazy context (`lazy_context`) computes only the values read. Names
+    resolve as in `render`: the context's first, then the template's globals."""
+    environment = template.environment
+    names = _Names(context, template.globals)  # type: ignore[arg-type]
+    jinja_context = template.new_context(names, shared=True)  # type: ignore[arg-type]
+    try:
+        return environment.concat(template.root_render_func(jinja_context))
+    except Exception:
+        environment.handle_exception()
 
 
 def _failure(template: str, file_name: str | None, exc: BaseException, folder: Path | None) -> str:

@@ -51,7 +51,7 @@ def test_context_manager_collects_tasks_into_the_spec() -> None:
     assert spec.schedule == CronSchedule(expression="@daily")
     assert spec.tags == ("a", "b")
     assert spec.description == "nightly"
-    assert spec.task_ids == ["extract"]
+    assert spec.task_ids == ("extract",)
     assert spec.task("extract").command == ("sh", "-c", "echo hi")
     assert spec.task("extract").image == "alpine:3"
 
@@ -70,7 +70,7 @@ def test_decorator_runs_the_function_inside_the_dag_and_binds_the_dag() -> None:
 
     assert isinstance(report, DAG)
     spec = report.to_spec("f.py")
-    assert spec.task_ids == ["build", "publish"]
+    assert spec.task_ids == ("build", "publish")
     assert spec.schedule == DeltaSchedule(every=timedelta(hours=6))
     assert spec.description == "Builds the report."
 
@@ -275,7 +275,7 @@ def test_task_outside_a_dag_is_an_error() -> None:
 def test_task_with_explicit_dag_outside_the_block() -> None:
     dag = DAG("d")
     ContainerTask("t", image="alpine", dag=dag)
-    assert dag.to_spec().task_ids == ["t"]
+    assert dag.to_spec().task_ids == ("t",)
 
 
 def test_unknown_keyword_names_field_task_and_closest_name() -> None:
@@ -410,7 +410,7 @@ def test_task_group_prefixes_ids_and_records_the_group() -> None:
             ContainerTask("orders")
 
     spec = dag.to_spec()
-    assert spec.task_ids == ["load.users", "load.tables.orders"]
+    assert spec.task_ids == ("load.users", "load.tables.orders")
     assert spec.task("load.users").group_id == "load"
     assert spec.task("load.tables.orders").group_id == "load.tables"
     assert [t.task_id for t in load.tasks] == ["load.users", "load.tables.orders"]
@@ -503,7 +503,7 @@ def test_tasks_are_in_topological_then_declaration_order() -> None:
         extract >> load
 
     spec = dag.to_spec()
-    assert spec.task_ids == ["extract", "check", "z", "load"]
+    assert spec.task_ids == ("extract", "check", "z", "load")
     assert spec.task("load").upstream_task_ids == ("check", "extract", "z")
 
 

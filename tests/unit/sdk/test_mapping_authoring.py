@@ -54,7 +54,7 @@ def test_a_mapped_task_in_a_group_gets_the_prefixed_id_and_can_be_chained() -> N
             m = ContainerTask.partial(task_id="m", image="busybox").expand(item=up.output)
         m >> ContainerTask("report", image="busybox")
     spec = dag.to_spec()
-    assert spec.task_ids == ["up", "load.m", "report"]
+    assert spec.task_ids == ("up", "load.m", "report")
     assert spec.task("report").upstream_task_ids == ("load.m",)
 
 
@@ -133,7 +133,7 @@ def test_static_generation_in_a_loop_keeps_working() -> None:
         ]
         start >> loads >> ContainerTask("report", image="busybox")
     spec = dag.to_spec()
-    assert spec.task_ids == ["start", "load_amsterdam", "load_paris", "load_tokyo", "report"]
+    assert spec.task_ids == ("start", "load_amsterdam", "load_paris", "load_tokyo", "report")
     assert spec.task("report").upstream_task_ids == ("load_amsterdam", "load_paris", "load_tokyo")
     assert spec.task("load_paris").environment == {"CITY": "paris"}
     assert all(not task.expand for task in spec.tasks)

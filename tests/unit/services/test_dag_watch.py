@@ -123,7 +123,7 @@ def test_poll_parses_only_new_and_changed_files(
     (folder / "two.py").write_text(dag_source("two", "extract", "load"))
     changed = sync.poll(clock.now())
     assert changed.parsed == 1
-    assert active_dags(sessions)["two"].task_ids == ["extract", "load"]
+    assert active_dags(sessions)["two"].task_ids == ("extract", "load")
 
     (folder / "two.py").unlink()
     removed = sync.poll(clock.now())
@@ -167,7 +167,7 @@ def test_duplicate_dag_id_is_resolved_over_the_whole_folder(
     (folder / "b.py").write_text(dag_source("same", "from_b"))
     report = sync.poll(clock.now())
     assert report.parsed == 1
-    assert active_dags(sessions)["same"].task_ids == ["from_a"]  # the first file keeps it
+    assert active_dags(sessions)["same"].task_ids == ("from_a",)  # the first file keeps it
     with sessions() as session:
         errors = dag_store.list_import_errors(session)
         assert [e.fileloc for e in errors] == [str(folder / "b.py")]
@@ -176,6 +176,6 @@ def test_duplicate_dag_id_is_resolved_over_the_whole_folder(
     (folder / "a.py").unlink()
     report = sync.poll(clock.now())
     assert report.parsed == 0  # b.py did not change, but now owns the DAG
-    assert active_dags(sessions)["same"].task_ids == ["from_b"]
+    assert active_dags(sessions)["same"].task_ids == ("from_b",)
     with sessions() as session:
         assert dag_store.list_import_errors(session) == []

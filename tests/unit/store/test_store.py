@@ -9,6 +9,8 @@ from orchestrator.models.states import RunState, TaskState
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import engine_of
+from orchestrator.store.tables import TaskAttemptRow
 
 NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
 SPEC = DagSpec(
@@ -83,6 +85,61 @@ def test_every_state_change_is_recorded_with_its_time(sessions: sessionmaker[Ses
         ]
 
 
+def test_state_changes_kept_back_are_written_before_reads_and_commit(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)
+        assert [c.to_state for c in ti_store.state_changes(session, ti.id)] == ["scheduled"]
+        ti_store.set_ti_state(session, ti, TaskState.QUEUED, NOW)
+        ti_id = ti.id
+    session.close()
+    with sessions() as other:
+        assert [c.to_state for c in ti_store.state_changes(other, ti_id)] == [
+            "scheduled",
+            "queued",
+        ]
+
+
+def test_a_savepoints_rollback_forgets_only_the_state_changes_made_inside_it(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)  # kept, not written
+        with pytest.raises(ValueError), ti_store.begin_savepoint(session):
+            ti_store.set_ti_state(session, ti, TaskState.QUEUED, NOW)
+            ti_store.state_changes(session, ti.id)  # writes the queued one inside
+            ti_store.set_ti_state(session, ti, TaskState.RUNNING, NOW)  # kept inside
+            raise ValueError
+        ti_id = ti.id
+    session.close()
+    with sessions() as other:
+        assert [c.to_state for c in ti_store.state_changes(other, ti_id)] == ["scheduled"]
+
+
+def test_a_savepoint_begun_past_kept_state_changes_is_refused(
+    sessions: sessionmaker[Session],
+) -> None:
+    session = sessions()
+    ti_store.PendingInserts().attach(session)
+    with session.begin():
+        run_pk = make_run(session)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti_store.set_ti_state(session, ti, TaskState.SCHEDULED, NOW)
+        with pytest.raises(RuntimeError, match="begin_savepoint"):
+            session.begin_nested()
+        session.rollback()
+    session.close()
+
+
 def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         run_pk = make_run(session)
@@ -113,3 +170,41 @@ def test_import_error_is_kept_and_cleared(sessions: sessionmaker[Session]) -> No
         dag_store.record_file_result(session, "/dags/d.py", [SPEC], None, NOW)
     with sessions() as session:
         assert dag_store.list_import_errors(session) == []
+
+
+def test_container_id_is_stored_on_a_plain_connection_for_the_current_try_only(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        make_run(session)
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        ti.try_number = 1
+        session.add(
+            TaskAttemptRow(
+                ti_id=ti.id,
+                try_number=1,
+                state="queued",
+                rendered={},
+                container_name="c",
+                log_path="/logs/a.log",
+                queued_at=NOW,
+            )
+        )
+    with sessions() as session:
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        ti_id, version = ti.id, ti.version
+    with engine_of(sessions).begin() as connection:
+        ti_store.set_container_id(connection, ti_id, 1, "cid-1", 42)
+        ti_store.set_container_id(connection, ti_id, 2, "cid-stale", 0)  # not its try
+    with sessions() as session:
+        ti = ti_store.get_ti(session, "d", "manual__1", "a")
+        attempt = ti_store.get_attempt(session, ti_id, 1)
+        assert attempt is not None
+        assert (ti.container_id, attempt.container_id, attempt.log_offset) == ("cid-1", "cid-1", 42)
+        # left alone: a scheduler holding the row does not take it for a change made elsewhere
+        assert ti.version == version
+
+
+def test_engine_of_refuses_a_factory_without_an_engine() -> None:
+    with pytest.raises(TypeError, match="not bound to an engine"):
+        engine_of(sessionmaker())
