@@ -621,14 +621,14 @@ class Scheduler:
         runs: dict[int, DagRunRow] = {}
         waiting = []
         for ti in self._view.ready(session, [TaskState.SCHEDULED]):
-            if ti.dag_run_id not in runs:
-                runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
-            run = runs[ti.dag_run_id]
-            task = self._view.task(session, ti.dag_id, ti.task_id)
             spec = self._view.spec(session, ti.dag_id)
-            if task is None or task.kind != TaskKind.CONTAINER:
+            task = spec.task_index.get(ti.task_id) if spec is not None else None
+            if spec is None or task is None or task.kind != TaskKind.CONTAINER:
                 continue  # tasks without a container were run before the slot count
-            if self._run_filter(run) and spec is not None:
+            run = runs.get(ti.dag_run_id)
+            if run is None:
+                run = runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
+            if self._run_filter(run):
                 waiting.append(Waiting(ti, run, spec, task))
         chosen = self._slots.choose(session, waiting, self._view.spec_version, held)
         self._view.load_tis(session, [item.run for item in chosen])  # rendering reads outputs
@@ -754,16 +754,16 @@ class Scheduler:
         while True:
             finished = 0
             for ti in self._view.ready(session, READY_STATES):
-                task = self._view.task(session, ti.dag_id, ti.task_id)
-                if task is None or task.kind == TaskKind.CONTAINER or ti.id in handled:
+                spec = self._view.spec(session, ti.dag_id)
+                if spec is None or ti.task_id not in spec.control_task_ids or ti.id in handled:
                     continue
+                task = spec.task(ti.task_id)
                 waiting = ti.state == TaskState.UP_FOR_RESCHEDULE.value
                 if waiting and ti.next_try_at is not None and ti.next_try_at > now:
                     self._control_wake = min(ti.next_try_at, self._control_wake or ti.next_try_at)
                     continue
                 run = ti_store.get_run_of(session, ti)
-                spec = self._view.spec(session, ti.dag_id)
-                if spec is None or not self._run_filter(run):
+                if not self._run_filter(run):
                     continue
                 handled.add(ti.id)
                 step = self._control.run(
