@@ -198,6 +198,7 @@ class Scheduler:
         self._occupancy = claims.occupancy if claims is not None else slot_occupancy
         self._slots = SlotPlanner(settings.parallelism, self._occupancy)
         self._runs_held = False  # queued runs wait for max_active_runs or a pause
+        self._queued_seen = True  # the last look found queued runs (or there was none yet)
         self._reconciler = Reconciler(
             settings=settings,
             sessions=sessions,
@@ -344,8 +345,9 @@ class Scheduler:
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
             self._handle_all(session, messages, now, report, after_commit)
+            created = report.runs_created
             plan_at = self._plan_runs(session, now, report)
-            started = self._start_queued_runs(session, now)
+            started = self._start_queued_runs(session, now, report.runs_created > created)
             report.runs_started += started
             run_timeout_at = self._fail_timed_out_runs(session, now, report)
             self._verify_integrity(session, now)
@@ -516,11 +518,14 @@ class Scheduler:
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
 
-    def _start_queued_runs(self, session: Session, now: datetime) -> int:
+    def _start_queued_runs(self, session: Session, now: datetime, planned: bool) -> int:
         """Start queued runs, oldest logical date first, within `max_active_runs` and
         skipping paused DAGs (see `run_limits`)."""
         started = 0
+        if not (self._queued_seen or self._view.sweeping or planned):
+            return 0  # none was queued, and only sweeps see runs others queued since
         queued = self._view.runs(session, RunState.QUEUED)
+        self._queued_seen = bool(queued)
         if self._claims is not None:  # under DAG row locks, counting others' running runs
             queued, running = self._claims.startable(session, queued)
         else:
@@ -775,7 +780,8 @@ class Scheduler:
                 if step.state.is_finished:
                     finished += 1
                 if task.kind == TaskKind.TRIGGER_RUN:
-                    self._wake.set()  # start the new run without waiting for the poll
+                    self._queued_seen = True  # start the new run without waiting for the poll
+                    self._wake.set()
             if not finished:
                 return bool(handled)
             report.finished += finished
