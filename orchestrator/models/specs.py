@@ -602,6 +602,12 @@ class DagSpec(Spec):
         return {task.task_id: n for n, task in enumerate(self.tasks)}
 
     @functools.cached_property
+    def control_task_ids(self) -> frozenset[str]:
+        """The tasks that need no container (run by the scheduler itself), worked out once
+        per spec."""
+        return frozenset(task.task_id for task in self.tasks if task.kind != TaskKind.CONTAINER)
+
+    @functools.cached_property
     def depends_on_past_ids(self) -> tuple[str, ...]:
         """The tasks with `depends_on_past`, in task order, worked out once per spec."""
         return tuple(task.task_id for task in self.tasks if task.depends_on_past)

@@ -198,6 +198,7 @@ class Scheduler:
         self._occupancy = claims.occupancy if claims is not None else slot_occupancy
         self._slots = SlotPlanner(settings.parallelism, self._occupancy)
         self._runs_held = False  # queued runs wait for max_active_runs or a pause
+        self._queued_seen = True  # the last look found queued runs (or there was none yet)
         self._reconciler = Reconciler(
             settings=settings,
             sessions=sessions,
@@ -344,8 +345,9 @@ class Scheduler:
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
             self._handle_all(session, messages, now, report, after_commit)
+            created = report.runs_created
             plan_at = self._plan_runs(session, now, report)
-            started = self._start_queued_runs(session, now)
+            started = self._start_queued_runs(session, now, report.runs_created > created)
             report.runs_started += started
             run_timeout_at = self._fail_timed_out_runs(session, now, report)
             self._verify_integrity(session, now)
@@ -516,11 +518,14 @@ class Scheduler:
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
 
-    def _start_queued_runs(self, session: Session, now: datetime) -> int:
+    def _start_queued_runs(self, session: Session, now: datetime, planned: bool) -> int:
         """Start queued runs, oldest logical date first, within `max_active_runs` and
         skipping paused DAGs (see `run_limits`)."""
         started = 0
+        if not (self._queued_seen or self._view.sweeping or planned):
+            return 0  # none was queued, and only sweeps see runs others queued since
         queued = self._view.runs(session, RunState.QUEUED)
+        self._queued_seen = bool(queued)
         if self._claims is not None:  # under DAG row locks, counting others' running runs
             queued, running = self._claims.startable(session, queued)
         else:
@@ -621,14 +626,14 @@ class Scheduler:
         runs: dict[int, DagRunRow] = {}
         waiting = []
         for ti in self._view.ready(session, [TaskState.SCHEDULED]):
-            if ti.dag_run_id not in runs:
-                runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
-            run = runs[ti.dag_run_id]
-            task = self._view.task(session, ti.dag_id, ti.task_id)
             spec = self._view.spec(session, ti.dag_id)
-            if task is None or task.kind != TaskKind.CONTAINER:
+            task = spec.task_index.get(ti.task_id) if spec is not None else None
+            if spec is None or task is None or task.kind != TaskKind.CONTAINER:
                 continue  # tasks without a container were run before the slot count
-            if self._run_filter(run) and spec is not None:
+            run = runs.get(ti.dag_run_id)
+            if run is None:
+                run = runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
+            if self._run_filter(run):
                 waiting.append(Waiting(ti, run, spec, task))
         chosen = self._slots.choose(session, waiting, self._view.spec_version, held)
         self._view.load_tis(session, [item.run for item in chosen])  # rendering reads outputs
@@ -754,16 +759,16 @@ class Scheduler:
         while True:
             finished = 0
             for ti in self._view.ready(session, READY_STATES):
-                task = self._view.task(session, ti.dag_id, ti.task_id)
-                if task is None or task.kind == TaskKind.CONTAINER or ti.id in handled:
+                spec = self._view.spec(session, ti.dag_id)
+                if spec is None or ti.task_id not in spec.control_task_ids or ti.id in handled:
                     continue
+                task = spec.task(ti.task_id)
                 waiting = ti.state == TaskState.UP_FOR_RESCHEDULE.value
                 if waiting and ti.next_try_at is not None and ti.next_try_at > now:
                     self._control_wake = min(ti.next_try_at, self._control_wake or ti.next_try_at)
                     continue
                 run = ti_store.get_run_of(session, ti)
-                spec = self._view.spec(session, ti.dag_id)
-                if spec is None or not self._run_filter(run):
+                if not self._run_filter(run):
                     continue
                 handled.add(ti.id)
                 step = self._control.run(
@@ -775,7 +780,8 @@ class Scheduler:
                 if step.state.is_finished:
                     finished += 1
                 if task.kind == TaskKind.TRIGGER_RUN:
-                    self._wake.set()  # start the new run without waiting for the poll
+                    self._queued_seen = True  # start the new run without waiting for the poll
+                    self._wake.set()
             if not finished:
                 return bool(handled)
             report.finished += finished

@@ -60,6 +60,8 @@ class SlotPlanner:
         self._parallelism = parallelism
         self._occupancy_of = occupancy_of
         self._weights = WeightCache()
+        # by task instance: the candidate made for it while it waits, and its spec version
+        self._candidates: dict[int, tuple[str, Candidate]] = {}
 
     def choose(
         self,
@@ -86,13 +88,20 @@ class SlotPlanner:
         weights_of: dict[str, dict[str, int]] = {}
         runs: dict[int, tuple[str, datetime, datetime]] = {}
         candidates = []
+        known, self._candidates = self._candidates, {}
         for item in waiting:
             ti, spec, task = item.ti, item.spec, item.task
+            ti_id = ti.id
+            by_ti[ti_id] = item
+            version = version_of(spec.dag_id)
+            kept = known.get(ti_id)
+            if kept is not None and kept[0] == version:  # waiting since an earlier pass
+                self._candidates[ti_id] = kept
+                candidates.append(kept[1])
+                continue
             weights = weights_of.get(spec.dag_id)
             if weights is None:
-                weights = weights_of[spec.dag_id] = self._weights.weights(
-                    spec, version_of(spec.dag_id)
-                )
+                weights = weights_of[spec.dag_id] = self._weights.weights(spec, version)
             run = runs.get(id(item.run))
             if run is None:
                 run = runs[id(item.run)] = (
@@ -100,24 +109,22 @@ class SlotPlanner:
                     item.run.logical_date,
                     item.run.queued_at,
                 )
-            ti_id = ti.id
-            by_ti[ti_id] = item
-            candidates.append(
-                Candidate(
-                    ti_id=ti_id,
-                    dag_id=spec.dag_id,
-                    run_id=run[0],
-                    task_id=task.task_id,
-                    map_index=ti.map_index,
-                    logical_date=run[1],
-                    queued_at=run[2],
-                    priority=weights.get(task.task_id, task.priority_weight),
-                    pool=task.pool,
-                    pool_slots=task.pool_slots,
-                    max_active_tasks=spec.max_active_tasks,
-                    max_active_tis_per_dag=task.max_active_tis_per_dag,
-                )
+            candidate = Candidate(
+                ti_id=ti_id,
+                dag_id=spec.dag_id,
+                run_id=run[0],
+                task_id=task.task_id,
+                map_index=ti.map_index,
+                logical_date=run[1],
+                queued_at=run[2],
+                priority=weights.get(task.task_id, task.priority_weight),
+                pool=task.pool,
+                pool_slots=task.pool_slots,
+                max_active_tasks=spec.max_active_tasks,
+                max_active_tis_per_dag=task.max_active_tis_per_dag,
             )
+            self._candidates[ti_id] = (version, candidate)
+            candidates.append(candidate)
         selection = select_launches(candidates, held, parallelism=self._parallelism, pools=pools)
         for ti_id, reason in selection.blocked.items():
             ti = by_ti[ti_id].ti
