@@ -18,7 +18,7 @@ from orchestrator.models.durations import as_timedelta, bounded
 from orchestrator.models.mapping import MappableField, MapSource
 from orchestrator.models.notifiers import Notifier, notifier_tuple
 from orchestrator.models.secrets import SecretRef
-from orchestrator.models.sensors import SensorSpec
+from orchestrator.models.sensors import SensorMode, SensorSpec
 from orchestrator.models.states import RunState, TaskState
 
 DEFAULT_RETRY_DELAY = timedelta(minutes=5)
@@ -606,6 +606,13 @@ class DagSpec(Spec):
         """The tasks that need no container (run by the scheduler itself), worked out once
         per spec."""
         return frozenset(task.task_id for task in self.tasks if task.kind != TaskKind.CONTAINER)
+
+    @functools.cached_property
+    def has_poke_sensors(self) -> bool:
+        """Whether a sensor task pokes in `poke` mode (holding its slot between pokes)."""
+        return any(
+            task.sensor is not None and task.sensor.mode == SensorMode.POKE for task in self.tasks
+        )
 
     @functools.cached_property
     def depends_on_past_ids(self) -> tuple[str, ...]:

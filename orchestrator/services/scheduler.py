@@ -686,6 +686,10 @@ class Scheduler:
         slot, so they need no free one); return the launches and the next poke due."""
         jobs: list[LaunchJob] = []
         earliest: datetime | None = None
+        running = self._view.runs(session, RunState.RUNNING)
+        specs = (self._view.spec(session, run.dag_id) for run in running)
+        if not any(spec is not None and spec.has_poke_sensors for spec in specs):
+            return jobs, earliest  # no running run has a sensor that sleeps between pokes
         for ti in sensor_pokes.sleeping_pokers(session):
             due = ti.next_try_at
             if due is None or not self._owns(session, ti):

@@ -88,7 +88,8 @@ class StoreView:
         self._last_forget: datetime | None = None
         # for one pass
         self._pass_specs: dict[str, DagSpec | None] = {}
-        self._pass_targets: dict[str, str] | None = None  # DAGs' spec hashes
+        self._targets: dict[str, str] | None = None  # DAGs' spec hashes (see `_target`)
+        self._targets_read = False  # read this pass
         self._pass_running: list[DagRunRow] | None = None
         self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
         self._pass_containers: dict[str | None, TaskInstanceRow] = {}
@@ -138,7 +139,10 @@ class StoreView:
 
     def begin_pass(self, session: Session) -> None:
         """Reset the pass's caches and make the kept task instances current."""
-        self._pass_specs, self._pass_targets, self._pass_running = {}, None, None
+        self._pass_specs, self._pass_running = {}, None
+        self._targets_read = False
+        if self.sweeping:  # DAG files change seldom: read their hashes again in sweeps
+            self._targets = None
         self._pass_attempts, self._pass_containers = {}, {}
         self._ready_read = False
         self._changed, self._touched = self._touched, set()
@@ -227,6 +231,7 @@ class StoreView:
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
         self._run_cache, self._run_index, self._ready, self._sums = {}, {}, {}, {}
+        self._targets = None
         self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
         self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
 
@@ -310,10 +315,11 @@ class StoreView:
 
     def _target(self, session: Session, dag_id: str) -> str | None:
         """The DAG's spec hash (`inactive` when its file is gone; None when unknown), read for
-        every DAG at once, once per pass."""
-        if self._pass_targets is None:
-            self._pass_targets = dag_store.integrity_targets(session)
-        return self._pass_targets.get(dag_id)
+        every DAG at once: in a sweep, and in any pass that asks for a DAG not known yet."""
+        if self._targets is None or (dag_id not in self._targets and not self._targets_read):
+            self._targets = dag_store.integrity_targets(session)
+            self._targets_read = True
+        return self._targets.get(dag_id)
 
     def integrity_target(self, session: Session, dag_id: str) -> str:
         """What a run of the DAG must be checked against (see `integrity.target_hash`)."""
