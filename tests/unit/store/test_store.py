@@ -2,6 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 
 from orchestrator.errors import IllegalTransition, RunAlreadyExists
 from orchestrator.models.specs import DagSpec, TaskSpec
@@ -138,6 +139,28 @@ def test_a_savepoint_begun_past_kept_state_changes_is_refused(
             session.begin_nested()
         session.rollback()
     session.close()
+
+
+def test_a_write_over_a_task_instance_changed_elsewhere_is_refused_and_versions_move(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+    mine, theirs = sessions(), sessions()
+    with mine.begin():
+        kept = run_store.task_instances(mine, run_pk)[0]
+        assert kept.version == 1
+    with theirs.begin():
+        other = run_store.task_instances(theirs, run_pk)[0]
+        ti_store.set_ti_state(theirs, other, TaskState.SCHEDULED, NOW)
+    assert other.version == 2  # every write bumps it
+    with pytest.raises(StaleDataError, match="changed in the store"), mine.begin():
+        kept.state_detail = "written over a stale copy"
+    mine.close()
+    with sessions() as session:
+        fresh = run_store.task_instances(session, run_pk)[0]
+        assert (fresh.state, fresh.state_detail, fresh.version) == ("scheduled", None, 2)
+    theirs.close()
 
 
 def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
