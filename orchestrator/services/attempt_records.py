@@ -24,8 +24,7 @@ from orchestrator.services.containers import (
     container_name,
     log_path,
     output_dir,
-    prepare_output_dir,
-    remove_output_dir,
+    remove_attempt_output,
 )
 from orchestrator.services.control_tasks import branch_outcome
 from orchestrator.services.logs import LogFile
@@ -41,7 +40,8 @@ from orchestrator.store.tables import TaskInstanceRow
 
 class AttemptRecords:
     """Writes attempts for the scheduler: its state setter, its view of the store, how it
-    skips tasks and how it forgets a container it stopped on request."""
+    skips tasks, how it forgets a container it stopped on request and where file work runs
+    once the pass committed."""
 
     def __init__(
         self,
@@ -50,12 +50,14 @@ class AttemptRecords:
         set_state: SetState,
         skip_tasks: SkipTasks,
         release_stop: Callable[[str], None],
+        background: Callable[[Callable[[], object]], object],
     ) -> None:
         self._settings = settings
         self._view = view
         self._set_state = set_state
         self._skip_tasks = skip_tasks
         self._release_stop = release_stop
+        self._background = background  # file work after the commit, off the loop
 
     def prepare(
         self,
@@ -114,7 +116,6 @@ class AttemptRecords:
                 self._set_state(session, ti, TaskState.QUEUED, now)
             self._set_state(session, ti, TaskState.FAILED, now, f"{what}: {message}")
             return None
-        prepare_output_dir(host_output)
         self._record(
             session,
             ti,
@@ -184,8 +185,7 @@ class AttemptRecords:
                 set_state=self._set_state,
             )
             key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
-            folder = output_dir(self._settings, key)
-            after_commit.append(lambda: remove_output_dir(folder))
+            after_commit.append(lambda: self._remove_output(key))
             return True
         task = spec.task(ti.task_id)
         if ti.stop_reason == "timeout":
@@ -235,9 +235,12 @@ class AttemptRecords:
             attempt.end_date = now
         self._set_state(session, ti, result.state, now, result.detail)
         self._skip_tasks(session, ti.dag_run_id, not_chosen, f"skipped by branch {ti.task_id}", now)
-        folder = output_dir(self._settings, key)
-        after_commit.append(lambda: remove_output_dir(folder))
+        after_commit.append(lambda: self._remove_output(key))
         return True
+
+    def _remove_output(self, key: AttemptKey) -> None:
+        """Remove the try's output folder (read by now) in the background."""
+        self._background(lambda: remove_attempt_output(self._settings, key))
 
     def _poke_outcome(
         self, session: Session, ti: TaskInstanceRow, task: TaskSpec, end: AttemptEnd, now: datetime

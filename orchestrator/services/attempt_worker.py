@@ -23,7 +23,14 @@ from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.base import ContainerRuntime
 from orchestrator.scheduling.reconcile import container_bytes_logged
 from orchestrator.services.clock import Clock
-from orchestrator.services.containers import AttemptKey, log_path, output_dir, read_output
+from orchestrator.services.containers import (
+    AttemptKey,
+    log_path,
+    output_dir,
+    prepare_output_dir,
+    prune_legacy_outputs,
+    read_attempt_output,
+)
 from orchestrator.services.executors import ElasticThreads
 from orchestrator.services.logs import LogFile
 from orchestrator.settings import Settings
@@ -137,6 +144,8 @@ class AttemptWorker:
         self._following: set[str] = set()  # containers whose log a thread of ours follows
         # one thread per followed container (each blocks while its container runs), reused
         self._followers = ElasticThreads("orch-logs")
+        # attempts launched before the flat output layout may be harvested by this process
+        self._legacy_outputs = prune_legacy_outputs(settings)
 
     def begin_launch(self, job: LaunchJob) -> None:
         """Mark the job's attempt as being launched (call before submitting `launch`), so
@@ -150,7 +159,7 @@ class AttemptWorker:
             return set(self._in_flight), set(self._following)
 
     def launch(self, job: LaunchJob) -> None:
-        """Worker: image, create, persist id, start, follow logs."""
+        """Worker: output folder, image, create, persist id, start, follow logs."""
         unreachable: RuntimeUnavailable | None = None
         try:
             self._launch(job)
@@ -167,6 +176,7 @@ class AttemptWorker:
         container_id: str | None = None
         began = self._clock.now()
         try:
+            prepare_output_dir(output_dir(self._settings, job.key))
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
             image_ready = self._clock.now()
             container_id = self._runtime.create(job.request)
@@ -327,7 +337,7 @@ class AttemptWorker:
                 f"[orchestrator] the log stream did not end {LOG_DRAIN_TIMEOUT:g}s after the"
                 " container exited; the log may be incomplete"
             )
-        output = read_output(output_dir(self._settings, key), self._settings.max_output_bytes)
+        output = read_attempt_output(self._settings, key, self._legacy_outputs)
         self._post(
             Harvested(
                 ti_id, key.try_number, container_id, exit_status, output.json_text, output.error

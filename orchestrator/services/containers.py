@@ -108,6 +108,19 @@ def log_path(settings: Settings, key: AttemptKey) -> Path:
 
 
 def output_dir(settings: Settings, key: AttemptKey) -> Path:
+    """A try's output folder, directly under `outputs/` (a sensor's pokes share their try's):
+    one `mkdir` to make and one `rmdir` to remove, with no per-task folders left behind. The
+    name is readable and unique (a digest of the key: slugs of different keys may agree)."""
+    exact = f"{key.dag_id}\0{key.run_id}\0{key.task_id}\0{key.map_index}\0{key.try_number}"
+    digest = hashlib.sha256(exact.encode()).hexdigest()[:12]
+    mapped = f"-m{key.map_index}" if key.map_index >= 0 else ""
+    slug = f"{key.dag_id}-{key.task_id}-{_UNSAFE.sub('_', key.run_id)}{mapped}-t{key.try_number}"
+    return Path(f"{settings.outputs_folder}/{slug[: _MAX_NAME - 13]}-{digest}")
+
+
+def legacy_output_dir(settings: Settings, key: AttemptKey) -> Path:
+    """Where attempts launched by versions before the flat layout (`output_dir`) have their
+    output folder; read and removed for attempts still running across an upgrade."""
     return Path(f"{_attempt_dir(settings.outputs_folder, key)}/attempt={key.try_number}")
 
 
@@ -141,19 +154,27 @@ def prepare_output_dir(path: Path) -> None:
     os.chmod(path, 0o777)
 
 
-def remove_output_dir(path: Path) -> None:
+def remove_attempt_output(settings: Settings, key: AttemptKey) -> None:
+    """Remove a try's output folder once its output is read (or its folder in the layout
+    before the flat one, for an attempt launched before an upgrade); never fails."""
+    if not remove_output_dir(output_dir(settings, key)):
+        remove_output_dir(legacy_output_dir(settings, key))
+
+
+def remove_output_dir(path: Path) -> bool:
     """Remove an attempt's output directory once its output is read (whatever the task left
-    in it too); never fails."""
+    in it too); never fails. False when there was none."""
     try:
         os.rmdir(path)  # mostly empty, or holding the output file only
     except FileNotFoundError:
-        return
+        return False
     except OSError:
         try:
             os.unlink(os.path.join(path, OUTPUT_FILE_NAME))
             os.rmdir(path)
         except OSError:
             shutil.rmtree(path, ignore_errors=True)
+    return True
 
 
 def build_launch_request(
@@ -256,3 +277,33 @@ def read_output(directory: Path, max_bytes: int) -> OutputRead:
             error=f"output file is not a single JSON value ({exc}); it starts with {preview!r}"
         )
     return OutputRead(json_text=json.dumps(value, separators=(",", ":"), sort_keys=False))
+
+
+def read_attempt_output(settings: Settings, key: AttemptKey, legacy: bool = True) -> OutputRead:
+    """The output a try wrote (see `read_output`). With `legacy` (see `prune_legacy_outputs`)
+    it is looked for in the folder of the layout before the flat one too when the flat folder
+    holds none (an attempt launched before an upgrade)."""
+    found = read_output(output_dir(settings, key), settings.max_output_bytes)
+    if legacy and found.json_text is None and found.error is None:
+        return read_output(legacy_output_dir(settings, key), settings.max_output_bytes)
+    return found
+
+
+def prune_legacy_outputs(settings: Settings) -> bool:
+    """Remove the empty folders left in `outputs/` by the layout before the flat one; True if
+    attempt folders of that layout remain (attempts launched before an upgrade, harvested
+    after it: their outputs must be looked for there)."""
+    remain = False
+    try:
+        with os.scandir(settings.outputs_folder) as entries:
+            roots = [entry.path for entry in entries if entry.name.startswith("dag_id=")]
+    except FileNotFoundError:
+        return False
+    for root in roots:
+        for folder, _, _ in os.walk(root, topdown=False):  # the deepest first
+            if os.path.basename(folder).startswith("attempt="):
+                remain = True  # kept even when empty: its container may still write to it
+                continue
+            with contextlib.suppress(OSError):  # not empty: it holds an attempt's folder
+                os.rmdir(folder)
+    return remain

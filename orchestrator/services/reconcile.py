@@ -376,8 +376,7 @@ class Reconciler:
         if found is None:
             return "its DAG or task is gone"
         task, info, rendered = found
-        host_output = output_dir(self._settings, key)
-        host_output.mkdir(parents=True, exist_ok=True)
+        host_output = output_dir(self._settings, key)  # made by the launch
         try:
             request = build_launch_request(self._settings, task, rendered, key, info, host_output)
         except PolicyViolation as exc:

@@ -99,6 +99,15 @@ class RunPlanner:
         self._next_at: datetime | None = None
         self._known = False
 
+    @property
+    def next_at(self) -> datetime | None:
+        """When a DAG needs planning next, as last read."""
+        return self._next_at
+
+    def due(self, now: datetime) -> bool:
+        """Whether a DAG's planning is known to be due (or nothing is known yet)."""
+        return not self._known or (self._next_at is not None and self._next_at <= now)
+
     def plan(
         self, session: Session, now: datetime, spec_of: Callable[[str], DagSpec | None]
     ) -> PlanReport:

@@ -189,6 +189,7 @@ class Scheduler:
             self._set_state,
             self._skip_tasks,
             lambda container_id: self._stops.stopping.discard(container_id),
+            lambda work: self._cleanup_pool.submit(work),
         )
         self._pass_finished = False
         # by run, for this pass's launches: what templates know of it, and its outputs
@@ -544,9 +545,13 @@ class Scheduler:
 
     # ----------------------------------------------------------------- run planning and limits
     def _plan_runs(self, session: Session, now: datetime, report: TickReport) -> datetime | None:
-        """Create the scheduled runs due now (see `run_planner`); return when next to plan."""
+        """Create the scheduled runs due now (see `run_planner`); return when next to plan.
+        Passes driven by container events plan only when a DAG's planning is due: DAGs
+        changed, unpaused or added since are planned by the next sweep."""
         if self._planner is None:
             return None
+        if not self._view.sweeping and not self._planner.due(now):
+            return self._planner.next_at
         planned = self._planner.plan(session, now, partial(self._view.spec, session))
         report.runs_created += len(planned.created)
         return planned.next_at

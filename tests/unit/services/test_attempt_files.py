@@ -13,10 +13,14 @@ from orchestrator.models.launch import OUTPUT_FILE_NAME
 from orchestrator.services.containers import (
     AttemptKey,
     attempt_dir,
+    legacy_output_dir,
     log_path,
     output_dir,
     prepare_output_dir,
+    prune_legacy_outputs,
+    read_attempt_output,
     read_output,
+    remove_attempt_output,
     remove_output_dir,
 )
 from orchestrator.services.logs import LogFile
@@ -32,7 +36,48 @@ def test_attempt_paths_follow_the_airflow_layout(settings: Settings) -> None:
     assert log_path(settings, KEY) == task / "attempt=2.log"
     mapped = AttemptKey("etl", "r", "load", 3, 1)
     folder = settings.outputs_folder / "dag_id=etl/run_id=r/task_id=load/map_index=3/attempt=1"
-    assert output_dir(settings, mapped) == folder
+    assert legacy_output_dir(settings, mapped) == folder
+
+
+def test_output_folders_are_flat_readable_and_one_per_try(settings: Settings) -> None:
+    """One folder per try right under `outputs/` (one mkdir, one rmdir, nothing left behind),
+    shared by a sensor's pokes, apart for keys whose readable names agree."""
+    folder = output_dir(settings, KEY)
+    assert folder.parent == settings.outputs_folder
+    assert folder.name.startswith("etl-load-manual__2026-01-01T00_00_00_00_00-t2-")
+    assert output_dir(settings, AttemptKey(*KEY.__dict__.values())) == folder
+    poke = AttemptKey(KEY.dag_id, KEY.run_id, KEY.task_id, KEY.map_index, KEY.try_number, 3)
+    assert output_dir(settings, poke) == folder
+    others = [
+        AttemptKey("etl", KEY.run_id, KEY.task_id, 0, 2),
+        AttemptKey("etl", KEY.run_id, KEY.task_id, -1, 3),
+        AttemptKey("etl-load", KEY.run_id, "x", -1, 2),
+        AttemptKey("etl", KEY.run_id, "load-x", -1, 2),  # same slug as the one above
+        AttemptKey("etl", "manual__2026-01-01T00_00_00_00_00", "load", -1, 2),
+    ]
+    folders = {output_dir(settings, key) for key in [KEY, *others]}
+    assert len(folders) == 1 + len(others)
+    long = AttemptKey("d" * 250, KEY.run_id, "t" * 250, 1023, 99)
+    assert len(output_dir(settings, long).name) <= 200
+
+
+def test_an_attempt_launched_before_the_flat_layout_is_read_and_removed(
+    settings: Settings,
+) -> None:
+    old = legacy_output_dir(settings, KEY)
+    prepare_output_dir(old)
+    (old / OUTPUT_FILE_NAME).write_text('{"rows": 3}')
+    assert read_attempt_output(settings, KEY).value() == {"rows": 3}
+    remove_attempt_output(settings, KEY)
+    assert not old.exists()
+    new = output_dir(settings, KEY)
+    prepare_output_dir(new)
+    (new / OUTPUT_FILE_NAME).write_text("[1]")
+    prepare_output_dir(old)
+    (old / OUTPUT_FILE_NAME).write_text("[2]")
+    assert read_attempt_output(settings, KEY).value() == [1]  # the flat folder wins
+    remove_attempt_output(settings, KEY)
+    assert not new.exists()
 
 
 def test_a_prepared_output_folder_is_new_empty_and_writable_by_any_user(tmp_path: Path) -> None:
@@ -106,3 +151,26 @@ def test_a_log_file_makes_its_folder_and_appends(tmp_path: Path) -> None:
         write(b"streamed\n")
     log.write("last")
     assert log.path.read_text() == "first ***\nstreamed\nlast"
+
+
+def test_pruning_the_old_layout_keeps_attempt_folders_and_says_whether_any_is_left(
+    settings: Settings,
+) -> None:
+    assert not prune_legacy_outputs(settings)  # no outputs folder yet
+    running = legacy_output_dir(settings, KEY)
+    prepare_output_dir(running)  # empty: its container has not written yet
+    empty = settings.outputs_folder / "dag_id=etl" / "run_id=old" / "task_id=done"
+    empty.mkdir(parents=True)
+    flat = output_dir(settings, KEY)
+    prepare_output_dir(flat)
+    assert prune_legacy_outputs(settings)
+    assert running.is_dir() and flat.is_dir()
+    assert not empty.parent.exists()
+    assert not read_attempt_output(settings, KEY, legacy=False).json_text
+    (running / OUTPUT_FILE_NAME).write_text("7")
+    assert read_attempt_output(settings, KEY, legacy=False).json_text is None
+    assert read_attempt_output(settings, KEY).value() == 7
+    remove_attempt_output(settings, KEY)  # the flat folder
+    remove_attempt_output(settings, KEY)  # then the old one
+    assert not prune_legacy_outputs(settings)
+    assert list(settings.outputs_folder.iterdir()) == []
