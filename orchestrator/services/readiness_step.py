@@ -47,7 +47,9 @@ class ReadinessStep:
             (by_task, instances), rebuilt = self._view.index(session, run.id)
             views = ReadinessViews(by_task, instances)
             changed = self._view.take_changed(run.id)
-            full = self._view.sweeping or rebuilt
+            # every task only when the run's instances were (re)loaded: kept ones are checked
+            # by version every pass, and the tasks of those changed elsewhere are in `changed`
+            full = rebuilt
             waiting = self._waiting_tasks(run.id, by_task, instances, None if full else changed)
             waiting_ids = (ti.task_id for ti in waiting)
             only = None if full else self._view.candidates(spec, changed, waiting_ids)
