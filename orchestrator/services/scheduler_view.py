@@ -4,9 +4,11 @@ The scheduler uses one long-lived session. Objects stay usable after each pass's
 the task instances of running runs are loaded once and then kept (`run_tis`). Before each
 pass `begin_pass` makes them current:
 
-- Every pass compares each cached run's count and sum of task instance versions with the
-  store (one row per run), then the versions of the runs that differ, and reloads the changed
-  instances. Runs no longer running leave the cache.
+- Every pass compares each cached run's `ti_writes` (every flush that writes a run's task
+  instances counts it up, see `store.tables`) with the value this session's own writes left,
+  read from the run rows the pass reads anyway; for the runs that differ it compares the
+  versions of their instances and reloads the changed ones. Runs no longer running leave the
+  cache.
 - A sweep also reads everything else again (runs, attempts, DAG rows: other processes may
   have marked, paused or triggered), and every `FORGET_INTERVAL` it forgets the kept task
   instances too.
@@ -24,7 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, attributes, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import RunState, TaskState
@@ -34,7 +36,13 @@ from orchestrator.settings import Settings
 from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
-from orchestrator.store.tables import DagRow, DagRunRow, TaskAttemptRow, TaskInstanceRow
+from orchestrator.store.tables import (
+    RUN_TI_WRITES,
+    DagRow,
+    DagRunRow,
+    TaskAttemptRow,
+    TaskInstanceRow,
+)
 
 #: How often a sweep forgets even the task instances it keeps. Other sweeps read everything
 #: else again and check the kept instances by version, as every pass does (whatever changes
@@ -48,12 +56,6 @@ _READY_VALUES = frozenset(state.value for state in READY_STATES)
 
 #: A run's task instances by task id, and its mapped instances by task id and map index.
 RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
-
-
-def _version_read(ti: TaskInstanceRow) -> int:
-    """The version the task instance had when read (before a flush bumps it)."""
-    bumped = attributes.get_history(ti, "version").deleted
-    return bumped[0] if bumped else ti.version
 
 
 class StoreView:
@@ -75,9 +77,8 @@ class StoreView:
         self._run_cache: dict[int, list[TaskInstanceRow]] = {}
         # per cached run: its list and length when indexed, and the index
         self._run_index: dict[int, tuple[list[TaskInstanceRow], int, RunIndex]] = {}
-        # per cached run: its instances' count and version sum (see `_known_sum`)
-        self._sums: dict[int, tuple[int, int]] = {}
-        self._flushing: list[tuple[TaskInstanceRow, int]] = []
+        # per cached run: its `ti_writes` as the kept instances know them
+        self._writes: dict[int, int] = {}
         # per run: tasks whose instances changed since the run's last readiness decision
         self._changed_tasks: dict[int, set[str]] = {}
         self._touched: set[int] = set()  # runs whose task instances changed this pass
@@ -103,7 +104,6 @@ class StoreView:
         if self._session is None:
             self._session = self._sessions()
             ti_store.PendingInserts().attach(self._session)  # one insert per pass, not per change
-            event.listen(self._session, "before_flush", self._before_flush)
             event.listen(self._session, "after_flush_postexec", self._after_flush)
         return self._session
 
@@ -153,13 +153,12 @@ class StoreView:
             self._expire_all_but_kept(session)
         if not self._run_cache:
             return
-        running = {run.id for run in self.runs(session, RunState.RUNNING)}
+        running = {run.id: run for run in self.runs(session, RunState.RUNNING)}
         for run_pk in [pk for pk in self._run_cache if pk not in running]:
             self._drop_run(session, run_pk)
-        sums = run_store.ti_version_sums(session, list(self._run_cache))
-        changed_runs = [pk for pk in self._run_cache if sums.get(pk) != self._known_sum(pk)]
-        for run_pk in changed_runs:
-            self._sums.pop(run_pk, None)  # worked out again once its instances are current
+        changed_runs = [
+            pk for pk in self._run_cache if running[pk].ti_writes != self._writes.get(pk)
+        ]
         versions = run_store.ti_versions(session, changed_runs) if changed_runs else {}
         stale: list[int] = []
         for run_pk in changed_runs:
@@ -168,43 +167,21 @@ class StoreView:
             if len(stored) != len(tis):  # instances added or deleted elsewhere: load again
                 self._drop_run(session, run_pk)
                 continue
+            self._writes[run_pk] = running[run_pk].ti_writes
             stale += [ti.id for ti in tis if stored.get(ti.id) != ti.version]
         for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
             self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
-    def _known_sum(self, run_pk: int) -> tuple[int, int]:
-        """The count and version sum of a kept run's instances as this session knows them:
-        worked out once, then moved along by its own flushes (`_before_flush`)."""
-        known = self._sums.get(run_pk)
-        if known is None:
-            tis = self._run_cache[run_pk]
-            known = self._sums[run_pk] = (len(tis), sum(ti.version for ti in tis))
-        return known
-
-    def _before_flush(self, session: Session, context: object, instances: object) -> None:
-        self._flushing = [
-            (ti, _version_read(ti))
-            for ti in session.dirty
-            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
-        ]
-        self._flushing += [
-            (ti, 0)
-            for ti in session.new
-            if isinstance(ti, TaskInstanceRow) and ti.dag_run_id in self._sums
-        ]
-
     def _after_flush(self, session: Session, context: object) -> None:
-        for ti, before in self._flushing:
-            known = self._sums.get(ti.dag_run_id)
-            if known is not None:
-                self._sums[ti.dag_run_id] = (
-                    known[0] + (not before),
-                    known[1] + ti.version - before,
-                )
-        self._flushing = []
+        """Take the `ti_writes` this session's flush left on kept runs (its own writes)."""
+        after = session.info.pop(RUN_TI_WRITES, None)
+        if after:
+            for run_pk, count in after.items():
+                if run_pk in self._writes:
+                    self._writes[run_pk] = count
 
     def _drop_run(self, session: Session, run_pk: int) -> None:
-        self._sums.pop(run_pk, None)
+        self._writes.pop(run_pk, None)
         for ti in self._run_cache.pop(run_pk, ()):
             self._ready.pop(ti.id, None)  # before the expiry: reading it then would load it
             session.expire(ti)
@@ -223,14 +200,14 @@ class StoreView:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
         self._ready.clear()
-        self._sums.clear()
+        self._writes.clear()
         self._run_cache.clear()
         self._run_index.clear()
         self._changed_tasks.clear()
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
-        self._run_cache, self._run_index, self._ready, self._sums = {}, {}, {}, {}
+        self._run_cache, self._run_index, self._ready, self._writes = {}, {}, {}, {}
         self._targets = None
         self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
         self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
@@ -258,7 +235,7 @@ class StoreView:
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
         self._run_cache.pop(run_pk, None)
-        self._sums.pop(run_pk, None)
+        self._writes.pop(run_pk, None)
         self._touched.add(run_pk)
 
     def runs_started(self) -> None:
@@ -335,6 +312,7 @@ class StoreView:
         """A run's task instances, loaded once and kept current."""
         tis = self._run_cache.get(run_pk)
         if tis is None:
+            self._writes.update(run_store.ti_writes(session, [run_pk]))  # before the load
             tis = self._run_cache[run_pk] = run_store.task_instances(session, run_pk)
         return tis
 
@@ -342,6 +320,7 @@ class StoreView:
         """Load the task instances of these runs that are not kept, together."""
         missing = {run.id for run in runs} - self._run_cache.keys()
         if len(missing) > 1:
+            self._writes.update(run_store.ti_writes(session, missing))  # before the load
             self._run_cache.update(run_store.task_instances_of_runs(session, missing))
 
     def index(self, session: Session, run_pk: int) -> tuple[RunIndex, bool]:

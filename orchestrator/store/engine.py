@@ -1,11 +1,15 @@
 """Engines, sessions and migrations.
 
 SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions, so concurrent writers (scheduler
-threads, the CLI) queue on the busy timeout instead of failing on a lock upgrade.
+threads, the CLI) queue on the busy timeout instead of failing on a lock upgrade. Within one
+process they queue on a lock of their own first (`_WriteTurns`): SQLite's busy handler polls,
+sleeping 1, 2, 5, 10... ms between tries, so a launch worker waiting for a scheduler pass to
+commit would wait several milliseconds longer than the pass, and the loop as long for it.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from orchestrator.errors import StoreUnavailable
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_BUSY_TIMEOUT = 60.0  # seconds a SQLite transaction waits for another to end
 
 
 def make_engine(url: str) -> Engine:
@@ -24,7 +29,9 @@ def make_engine(url: str) -> Engine:
         database = url.split("///", 1)[-1] if "///" in url else ""
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": _BUSY_TIMEOUT, "check_same_thread": False}
+        )
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
@@ -32,7 +39,55 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+class _WriteTurns:
+    """One SQLite transaction at a time per engine in this process, handed over as soon as
+    the holder commits or rolls back (other processes still queue on SQLite's busy handler).
+
+    A thread that already holds the turn and begins a transaction on another connection is
+    not made to wait for itself: that transaction waits on SQLite as before. A turn not
+    given within the busy timeout is not waited for any longer."""
+
+    def __init__(self, timeout: float) -> None:
+        self._lock = threading.Lock()
+        self._timeout = timeout
+        self._holder: object | None = None  # the DBAPI connection holding the turn
+        self._thread: int | None = None
+
+    def take(self, dbapi_connection: object) -> None:
+        if self._thread == threading.get_ident():
+            return
+        if self._lock.acquire(timeout=self._timeout):
+            self._holder, self._thread = dbapi_connection, threading.get_ident()
+
+    def give_back(self, dbapi_connection: object) -> None:
+        # the dialect is handed the pool's proxy or the DBAPI connection itself
+        dbapi_connection = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+        if self._holder is dbapi_connection:
+            self._holder = self._thread = None
+            self._lock.release()
+
+
 def _configure_sqlite(engine: Engine) -> None:
+    turns = _WriteTurns(timeout=_BUSY_TIMEOUT)
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _commit(dbapi_connection: Any) -> None:
+        try:
+            do_commit(dbapi_connection)
+        finally:
+            turns.give_back(dbapi_connection)
+
+    def _rollback(dbapi_connection: Any) -> None:
+        try:
+            do_rollback(dbapi_connection)
+        finally:
+            turns.give_back(dbapi_connection)
+
+    # this engine's own dialect object: given back once the database has the commit
+    dialect.do_commit = _commit  # type: ignore[method-assign]
+    dialect.do_rollback = _rollback  # type: ignore[method-assign]
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
@@ -40,12 +95,18 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection = connection.connection.dbapi_connection
+        turns.take(dbapi_connection)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            turns.give_back(dbapi_connection)
+            raise
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -155,23 +155,14 @@ def runs_by_ids(session: Session, ids: Collection[int]) -> list[DagRunRow]:
     ]
 
 
-def ti_version_sums(session: Session, dag_run_ids: Collection[int]) -> dict[int, tuple[int, int]]:
-    """Per run: how many task instances it has and the sum of their versions. Versions only
-    grow, so any write to a run's instances changes the sum (and adding or deleting one, the
-    count): one row per run tells a long-lived reader which runs changed."""
-    found: dict[int, tuple[int, int]] = {}
+def ti_writes(session: Session, dag_run_ids: Collection[int]) -> dict[int, int]:
+    """Per run: its `ti_writes` (see `DagRunRow.ti_writes`), read from the store."""
+    found: dict[int, int] = {}
     for chunk in in_chunks(dag_run_ids):
         rows = session.execute(
-            select(
-                TaskInstanceRow.dag_run_id,
-                func.count(TaskInstanceRow.id),
-                func.sum(TaskInstanceRow.version),
-            )
-            .where(TaskInstanceRow.dag_run_id.in_(chunk))
-            .group_by(TaskInstanceRow.dag_run_id)
+            select(DagRunRow.id, DagRunRow.ti_writes).where(DagRunRow.id.in_(chunk))
         )
-        for run_id, count, total in rows:
-            found[run_id] = (int(count), int(total or 0))
+        found.update((run_id, int(count)) for run_id, count in rows)
     return found
 
 

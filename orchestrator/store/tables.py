@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     select,
+    update,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -109,6 +110,10 @@ class DagRunRow(Base):
     state_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: The scheduler (`schedulers.id`) executing the run, or that last did; None: nobody yet.
     claimed_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: Goes up with every flush that writes the run's task instances (see
+    #: `_check_and_bump_versions`): a long-lived reader that knows the value its own writes
+    #: left sees from the run row alone whether anything else wrote them.
+    ti_writes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SchedulerRow(Base):
@@ -348,21 +353,38 @@ class AuditLogRow(Base):
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+#: `session.info` key: {run id: its `ti_writes` after this session's latest flush}.
+RUN_TI_WRITES = "orchestrator.run_ti_writes"
+
+
 @event.listens_for(Session, "before_flush")
 def _check_and_bump_versions(session: Session, _context: object, _instances: object) -> None:
     """Before a flush writes task instances: refuse (StaleDataError) if any changed in the
-    store since this session read it, else bump their versions.
+    store since this session read it, else bump their versions, and their runs' `ti_writes`
+    (the new values are left in `session.info[RUN_TI_WRITES]`).
 
     What SQLAlchemy's `version_id_col` does, but with one read for the whole flush, so the
     updates themselves go out as one statement per set of columns rather than one per row
     (a versioned update is never batched). The read is exact: SQLite writes only in
     `BEGIN IMMEDIATE` transactions (no other writer until the commit), and on PostgreSQL it
-    locks the rows (`FOR UPDATE`) until the commit."""
+    locks the rows (`FOR UPDATE`) until the commit. The runs are written first, so their
+    rows are locked before their task instances', as elsewhere."""
     written = [
         obj
         for obj in session.dirty
         if isinstance(obj, TaskInstanceRow) and session.is_modified(obj)
     ]
+    added = [obj for obj in (*session.new, *session.deleted) if isinstance(obj, TaskInstanceRow)]
+    runs = {ti.dag_run_id for ti in (*written, *added) if ti.dag_run_id is not None}
+    if runs:
+        bump = (
+            update(_RUNS)
+            .where(_RUNS.c.id.in_(sorted(runs)))
+            .values(ti_writes=_RUNS.c.ti_writes + 1)
+            .returning(_RUNS.c.id, _RUNS.c.ti_writes)
+        )
+        after = session.info.setdefault(RUN_TI_WRITES, {})
+        after.update((run_id, count) for run_id, count in session.connection().execute(bump))
     if not written:
         return
     read = {ti.id: ti.version for ti in written}
@@ -387,4 +409,5 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
 
 
 _TIS = TaskInstanceRow.__table__
+_RUNS = DagRunRow.__table__
 _IDS_PER_QUERY = 500

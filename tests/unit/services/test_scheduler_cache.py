@@ -53,23 +53,40 @@ def test_a_missed_change_is_refused_at_write_and_the_pass_done_again(
     h = make(hang)
     run_id = h.trigger(spec(t("a")))
     h.tick(2)
-    cached = h.scheduler._view._run_cache  # what the session kept
-    assert cached
-    # blind the checks: every run looks unchanged, and rows named by messages are not reloaded
-    monkeypatch.setattr(
-        run_store,
-        "ti_version_sums",
-        lambda session, run_ids: {
-            run: (len(cached[run]), sum(ti.version for ti in cached[run])) for run in run_ids
-        },
-    )
+    view = h.scheduler._view
+    assert view._run_cache  # what the session kept
+    # blind the checks: rows named by messages are not reloaded, and (below) every run looks
+    # as this session's own writes left it
     for name in ("tis_by_ids", "tis_by_containers"):
         real = getattr(ti_store, name)
         monkeypatch.setattr(
             ti_store, name, lambda session, keys, fresh=False, real=real: real(session, keys)
         )
     _mark_then_fail_the_container(h, run_id)
+    with h.sessions() as session:
+        view._writes.update(run_store.ti_writes(session, list(view._run_cache)))
     h.tick(2)
     assert h.tis(run_id)["a"].state == TaskState.SUCCESS.value
     assert h.run_state(run_id) == RunState.SUCCESS
     assert "changed under the pass; doing it again" in caplog.text
+
+
+def test_every_flush_that_writes_a_runs_task_instances_counts_the_run_up(
+    make: Callable[..., Harness],  # noqa: F811 - the fixture
+) -> None:
+    """`ti_writes` moves with every writer (here a mark from another session), and a
+    session's own flushes leave the new values where the scheduler's view finds them."""
+    from orchestrator.store.tables import RUN_TI_WRITES, DagRunRow
+
+    h = make(hang)
+    run_id = h.trigger(spec(t("a"), t("b", "a")))
+    with h.sessions() as session:
+        run = run_store.get_run(session, "d", run_id)
+        before, run_pk = run.ti_writes, run.id
+    with h.sessions.begin() as session:
+        clearing.mark_task(session, "d", run_id, "a", TaskState.SUCCESS, now=h.clock.now())
+        session.flush()
+        assert session.info[RUN_TI_WRITES] == {run_pk: before + 1}
+    with h.sessions() as session:
+        assert session.get(DagRunRow, run_pk).ti_writes == before + 1
+        assert run_store.ti_writes(session, [run_pk]) == {run_pk: before + 1}
