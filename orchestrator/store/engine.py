@@ -2,14 +2,18 @@
 
 SQLite runs in WAL mode with `BEGIN IMMEDIATE` transactions, so concurrent writers (scheduler
 threads, the CLI) queue on the busy timeout instead of failing on a lock upgrade. Within one
-process they queue on a lock of their own first (`_WriteTurns`): SQLite's busy handler polls,
-sleeping 1, 2, 5, 10... ms between tries, so a launch worker waiting for a scheduler pass to
-commit would wait several milliseconds longer than the pass, and the loop as long for it.
+process they queue on a lock of their own first (`_WriteTurns`). SQLite's busy handler polls,
+sleeping longer and longer between tries (1, 2, 5, 10... ms), so a waiting transaction began
+up to tens of milliseconds after the one before ended, and a thread that commits and begins
+again at once (the scheduler's loop, pass after pass) took the database again before the
+waiting ones tried: launch workers waiting to store a container id starved for seconds
+(`tests/unit/store/test_sqlite_turns.py`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,23 +74,22 @@ class _WriteTurns:
 def _configure_sqlite(engine: Engine) -> None:
     turns = _WriteTurns(timeout=_BUSY_TIMEOUT)
     dialect = engine.dialect
-    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
 
-    def _commit(dbapi_connection: Any) -> None:
-        try:
-            do_commit(dbapi_connection)
-        finally:
-            turns.give_back(dbapi_connection)
+    def giving_back(end: Callable[[Any], None]) -> Callable[[Any], None]:
+        def ended(dbapi_connection: Any) -> None:
+            try:
+                end(dbapi_connection)
+            finally:
+                turns.give_back(dbapi_connection)
 
-    def _rollback(dbapi_connection: Any) -> None:
-        try:
-            do_rollback(dbapi_connection)
-        finally:
-            turns.give_back(dbapi_connection)
+        return ended
 
-    # this engine's own dialect object: given back once the database has the commit
-    dialect.do_commit = _commit  # type: ignore[method-assign]
-    dialect.do_rollback = _rollback  # type: ignore[method-assign]
+    # this engine's own dialect object: the turn goes once the database has the commit (or
+    # the rollback, or the connection was closed)
+    dialect.do_commit = giving_back(dialect.do_commit)  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = giving_back(dialect.do_rollback)  # type: ignore[method-assign,assignment]
+    dialect.do_close = giving_back(dialect.do_close)  # type: ignore[method-assign,assignment]
+    dialect.do_terminate = giving_back(dialect.do_terminate)  # type: ignore[method-assign,assignment]
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -409,5 +409,5 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
 
 
 _TIS = TaskInstanceRow.__table__
-_RUNS = DagRunRow.__table__
+_RUNS = Base.metadata.tables[DagRunRow.__tablename__]
 _IDS_PER_QUERY = 500
