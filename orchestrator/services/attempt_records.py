@@ -222,17 +222,21 @@ class AttemptRecords:
         ti.next_try_at = result.next_try_at
         if result.state == TaskState.RUNNING:  # a poke-mode sensor between pokes
             ti.container_id, ti.state_detail = None, result.detail
-        attempt = self._view.attempt(session, ti.id, try_number)
-        if attempt is not None:
-            attempt.state = attempt_result.state.value
-            attempt.exit_code = end.exit_code
-            attempt.oom_killed = end.oom_killed
-            attempt.timed_out = end.timed_out
-            attempt.detail = attempt_result.detail
-            if requested is not None:
-                attempt.detail += f"; {result.detail}"
-            attempt.output_json = output_json
-            attempt.end_date = now
+        detail = attempt_result.detail
+        if requested is not None:
+            detail += f"; {result.detail}"
+        ti_store.update_attempt(
+            session,
+            ti.id,
+            try_number,
+            state=attempt_result.state.value,
+            exit_code=end.exit_code,
+            oom_killed=end.oom_killed,
+            timed_out=end.timed_out,
+            detail=detail,
+            output_json=output_json,
+            end_date=now,
+        )
         self._set_state(session, ti, result.state, now, result.detail)
         self._skip_tasks(session, ti.dag_run_id, not_chosen, f"skipped by branch {ti.task_id}", now)
         after_commit.append(lambda: self._remove_output(key))

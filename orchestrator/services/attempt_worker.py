@@ -64,6 +64,8 @@ class Launched:
     ti_id: int
     try_number: int
     started_at: datetime
+    # the container (its id is stored already; the scheduler's kept copy learns it here)
+    container_id: str | None = None
     # a fresh launch: when its worker began (making the image ready) and when the image was
     # ready (the Gantt chart's pulling span); None for a container started or adopted later
     launch_started_at: datetime | None = None
@@ -193,7 +195,8 @@ class AttemptWorker:
             logfile.write_line(f"[orchestrator] {message}")
             self._post(LaunchFailed(job.ti_id, job.key.try_number, message, container_id))
             return
-        self._post(Launched(job.ti_id, job.key.try_number, self._clock.now(), began, image_ready))
+        now = self._clock.now()
+        self._post(Launched(job.ti_id, job.key.try_number, now, container_id, began, image_ready))
 
     def _start(self, ti_id: int, key: AttemptKey, container_id: str, logfile: LogFile) -> None:
         """Persist the id (and where the container's output begins in the log), start the
@@ -237,7 +240,7 @@ class AttemptWorker:
             logfile.write_line(f"[orchestrator] {message}")
             self._post(LaunchFailed(ti_id, key.try_number, message, container_id))
             return
-        self._post(Launched(ti_id, key.try_number, self._clock.now()))
+        self._post(Launched(ti_id, key.try_number, self._clock.now(), container_id))
 
     def adopt(
         self,
@@ -264,7 +267,7 @@ class AttemptWorker:
         written = logfile.path.read_bytes()[log_offset:] if logfile.path.exists() else b""
         skip = container_bytes_logged(written)
         logs_done = self._logs_done.setdefault(container_id, threading.Event())
-        self._post(Launched(ti_id, key.try_number, self._clock.now()))
+        self._post(Launched(ti_id, key.try_number, self._clock.now(), container_id))
         self._follow_logs(container_id, key, logfile, logs_done, skip=skip, then_exited=True)
 
     def _follow_logs(

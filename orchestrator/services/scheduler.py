@@ -417,7 +417,10 @@ class Scheduler:
         kinds = Launched | LaunchFailed | Harvested | Lost
         ti_ids = [m.ti_id for m in messages if isinstance(m, kinds)]
         containers = [m.container_id for m in messages if isinstance(m, Exited)]
-        self._view.prefetch(session, ti_ids, containers)
+        launched = [
+            (m.ti_id, m.try_number, m.container_id) for m in messages if isinstance(m, Launched)
+        ]
+        self._view.prefetch(session, ti_ids, containers, launched)
 
     def _pass_memory(
         self, report: TickReport, after_commit: list[Callable[[], object]]
@@ -459,12 +462,11 @@ class Scheduler:
             if ti.state == TaskState.QUEUED.value:
                 ti.start_date = message.started_at
                 self._set_state(session, ti, TaskState.RUNNING, message.started_at)
-                attempt = self._view.attempt(session, ti.id, ti.try_number)
-                if attempt is not None:
-                    attempt.start_date = message.started_at
-                    if message.image_ready_at is not None:  # the Gantt chart's pulling span
-                        attempt.launch_started_at = message.launch_started_at
-                        attempt.image_ready_at = message.image_ready_at
+                started: dict[str, datetime | None] = {"start_date": message.started_at}
+                if message.image_ready_at is not None:  # the Gantt chart's pulling span
+                    started["launch_started_at"] = message.launch_started_at
+                    started["image_ready_at"] = message.image_ready_at
+                ti_store.update_attempt(session, ti.id, ti.try_number, **started)
         elif isinstance(message, Lost):
             self._on_lost(session, message, now, report, after_commit)
         elif isinstance(message, EngineUnreachable):

@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.models.specs import DagSpec, TaskSpec
 from orchestrator.models.states import RunState, TaskState
@@ -73,8 +74,11 @@ class StoreView:
         self._run_filter = run_filter
         self._session: Session | None = None
         self._specs: dict[str, tuple[str, DagSpec]] = {}  # by dag id: (spec hash, spec)
-        # the task instances of running runs, kept across passes
+        # the task instances of running runs, kept across passes; and the same by id, and
+        # by the container ids messages told (see `prefetch`)
         self._run_cache: dict[int, list[TaskInstanceRow]] = {}
+        self._kept: dict[int, TaskInstanceRow] = {}
+        self._kept_containers: dict[str, TaskInstanceRow] = {}
         # per cached run: its list and length when indexed, and the index
         self._run_index: dict[int, tuple[list[TaskInstanceRow], int, RunIndex]] = {}
         # per cached run: its `ti_writes` as the kept instances know them
@@ -92,7 +96,6 @@ class StoreView:
         self._targets: dict[str, str] | None = None  # DAGs' spec hashes (see `_target`)
         self._targets_read = False  # read this pass
         self._pass_running: list[DagRunRow] | None = None
-        self._pass_attempts: dict[tuple[int, int], TaskAttemptRow] = {}
         self._pass_containers: dict[str | None, TaskInstanceRow] = {}
         # task instances last seen in READY_STATES, by id (see `ready`)
         self._ready: dict[int, TaskInstanceRow] = {}
@@ -143,7 +146,7 @@ class StoreView:
         self._targets_read = False
         if self.sweeping:  # DAG files change seldom: read their hashes again in sweeps
             self._targets = None
-        self._pass_attempts, self._pass_containers = {}, {}
+        self._pass_containers = {}
         self._ready_read = False
         self._changed, self._touched = self._touched, set()
         if self.sweeping:
@@ -180,9 +183,24 @@ class StoreView:
                 if run_pk in self._writes:
                     self._writes[run_pk] = count
 
+    def _keep(self, run_pk: int, tis: list[TaskInstanceRow]) -> list[TaskInstanceRow]:
+        self._run_cache[run_pk] = tis
+        for ti in tis:
+            self._kept[ti.id] = ti
+        return tis
+
+    def _unkeep(self, run_pk: int) -> list[TaskInstanceRow]:
+        tis = self._run_cache.pop(run_pk, [])
+        for ti in tis:
+            self._kept.pop(ti.id, None)
+            container_id = ti.__dict__.get("container_id")  # without loading an expired one
+            if container_id is not None and self._kept_containers.get(container_id) is ti:
+                del self._kept_containers[container_id]
+        return tis
+
     def _drop_run(self, session: Session, run_pk: int) -> None:
         self._writes.pop(run_pk, None)
-        for ti in self._run_cache.pop(run_pk, ()):
+        for ti in self._unkeep(run_pk):
             self._ready.pop(ti.id, None)  # before the expiry: reading it then would load it
             session.expire(ti)
         self._run_index.pop(run_pk, None)
@@ -202,27 +220,59 @@ class StoreView:
         self._ready.clear()
         self._writes.clear()
         self._run_cache.clear()
+        self._kept.clear()
+        self._kept_containers.clear()
         self._run_index.clear()
         self._changed_tasks.clear()
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
         self._run_cache, self._run_index, self._ready, self._writes = {}, {}, {}, {}
+        self._kept, self._kept_containers = {}, {}
         self._targets = None
-        self._pass_running, self._pass_attempts, self._pass_containers = None, {}, {}
+        self._pass_running, self._pass_containers = None, {}
         self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
 
-    def prefetch(self, session: Session, ti_ids: Iterable[int], containers: list[str]) -> None:
-        """Load (again) the task instances, their runs and attempts that messages name, in a
-        few queries, so handling each message finds them in the session, current."""
+    def prefetch(
+        self,
+        session: Session,
+        ti_ids: Iterable[int],
+        containers: list[str],
+        launched: Iterable[tuple[int, int, str | None]] = (),
+    ) -> None:
+        """Make the task instances and runs that messages name current and present in the
+        session, in a few queries, so handling each message finds them there (attempt rows
+        are changed without being loaded: `task_instances.update_attempt`).
+
+        Kept task instances are current already (`begin_pass`) but for their container ids,
+        which launch workers store without a version: the `launched` messages' (task
+        instance, try, container id) give those. Other instances, and containers no message
+        told of, are read from the store."""
         with session.no_autoflush:
-            tis = ti_store.tis_by_ids(session, set(ti_ids), fresh=True)
-            by_container = ti_store.tis_by_containers(session, containers, fresh=True)
-            self._pass_containers = {ti.container_id: ti for ti in by_container}
-            tis += by_container
-            run_store.runs_by_ids(session, {ti.dag_run_id for ti in tis})
-            keys = [(ti.id, ti.try_number) for ti in tis]
-            self._pass_attempts.update(ti_store.attempts_by_keys(session, keys))
+            for ti_id, try_number, container_id in launched:
+                kept = self._kept.get(ti_id)
+                if kept is not None and container_id and kept.try_number == try_number:
+                    set_committed_value(kept, "container_id", container_id)
+                    self._kept_containers[container_id] = kept
+            wanted = set(ti_ids)
+            tis = [self._kept[ti_id] for ti_id in wanted if ti_id in self._kept]
+            wanted.difference_update(self._kept)
+            tis += ti_store.tis_by_ids(session, wanted, fresh=True) if wanted else []
+            self._pass_containers = {}
+            unknown = []
+            for container_id in containers:
+                kept = self._kept_containers.get(container_id)
+                if kept is not None and kept.container_id == container_id:
+                    self._pass_containers[container_id] = kept
+                else:
+                    unknown.append(container_id)
+            by_container = ti_store.tis_by_containers(session, unknown, fresh=True)
+            self._pass_containers.update((ti.container_id, ti) for ti in by_container)
+            tis += self._pass_containers.values()
+            read = {run.id for run in self._pass_running or ()}  # read this pass
+            runs = {ti.dag_run_id for ti in tis} - read
+            if runs:
+                run_store.runs_by_ids(session, runs)
 
     # ----------------------------------------------------------------- changes
     def note_change(self, ti: TaskInstanceRow) -> None:
@@ -234,7 +284,7 @@ class StoreView:
 
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
-        self._run_cache.pop(run_pk, None)
+        self._unkeep(run_pk)
         self._writes.pop(run_pk, None)
         self._touched.add(run_pk)
 
@@ -313,7 +363,7 @@ class StoreView:
         tis = self._run_cache.get(run_pk)
         if tis is None:
             self._writes.update(run_store.ti_writes(session, [run_pk]))  # before the load
-            tis = self._run_cache[run_pk] = run_store.task_instances(session, run_pk)
+            tis = self._keep(run_pk, run_store.task_instances(session, run_pk))
         return tis
 
     def load_tis(self, session: Session, runs: Iterable[DagRunRow]) -> None:
@@ -321,7 +371,8 @@ class StoreView:
         missing = {run.id for run in runs} - self._run_cache.keys()
         if len(missing) > 1:
             self._writes.update(run_store.ti_writes(session, missing))  # before the load
-            self._run_cache.update(run_store.task_instances_of_runs(session, missing))
+            for run_pk, tis in run_store.task_instances_of_runs(session, missing).items():
+                self._keep(run_pk, tis)
 
     def index(self, session: Session, run_pk: int) -> tuple[RunIndex, bool]:
         """A run's instances by task (and mapped ones by task and index), kept while its
@@ -372,11 +423,9 @@ class StoreView:
             return ti_store.ti_by_container(session, container_id)
 
     def attempt(self, session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
-        """The attempt row of a try. It was stored when the try was queued, in an earlier
-        pass, so the query need not flush this pass's changes first (flushing per message
-        would cost more than the whole message)."""
-        attempt = self._pass_attempts.get((ti_id, try_number))
-        if attempt is not None:
-            return attempt
+        """The attempt row of a try, read again (changes kept back by `update_attempt` are
+        written first). It was stored when the try was queued, in an earlier pass, so the
+        query need not flush this pass's changes first (flushing per message would cost more
+        than the whole message)."""
         with session.no_autoflush:
-            return ti_store.get_attempt(session, ti_id, try_number)
+            return ti_store.get_attempt(session, ti_id, try_number, fresh=True)

@@ -49,18 +49,22 @@ _ATTEMPT_COLUMNS = tuple(column.name for column in _ATTEMPTS.c if column.name !=
 
 
 class PendingInserts:
-    """A session's new task state-change records and attempt rows, kept back and written
-    together: one statement per table and batch, where the ORM writes an attempt row at a
-    time (it reads each new id back) and a state change through a unit of work each.
+    """A session's new task state-change records and attempt rows, and changes to attempt
+    rows, kept back and written together: one statement per table (or set of columns) and
+    batch, where the ORM writes an attempt row at a time (it reads each new id back), a state
+    change through a unit of work each, and changes an attempt only once it loaded it.
 
-    Once `attach`ed, `set_ti_state` and `add_attempt` on that session keep their rows here.
-    They are written before every ORM statement the session runs (so reads see them) and
-    before it commits; a rollback (of the transaction or of a savepoint) forgets those not
-    yet written. Savepoints must begin through `begin_savepoint`, which writes what is kept
-    first (else a savepoint's rollback would take earlier rows with it)."""
+    Once `attach`ed, `set_ti_state`, `add_attempt` and `update_attempt` on that session keep
+    their rows here. They are written before every ORM statement the session runs (so reads
+    see them) and before it commits; a rollback (of the transaction or of a savepoint)
+    forgets those not yet written. Savepoints must begin through `begin_savepoint`, which
+    writes what is kept first (else a savepoint's rollback would take earlier rows with it).
+    Attempt objects the session holds do not see the changes: read them with `get_attempt(...,
+    fresh=True)`."""
 
     def __init__(self) -> None:
         self._rows: dict[Table, list[dict[str, object]]] = {}
+        self._attempt_changes: dict[tuple[int, int], dict[str, object]] = {}
 
     def attach(self, session: Session) -> None:
         session.info[_PENDING_KEY] = self
@@ -72,22 +76,43 @@ class PendingInserts:
     def add(self, table: Table, row: dict[str, object]) -> None:
         self._rows.setdefault(table, []).append(row)
 
+    def change_attempt(self, ti_id: int, try_number: int, values: dict[str, object]) -> None:
+        self._attempt_changes.setdefault((ti_id, try_number), {}).update(values)
+
     def write(self, session: Session) -> None:
-        if self._rows:
-            kept, self._rows = self._rows, {}
-            for table, rows in kept.items():  # attempts before the changes they explain
-                session.execute(insert(table), rows)
+        kept, self._rows = self._rows, {}
+        changes, self._attempt_changes = self._attempt_changes, {}
+        for table, rows in kept.items():  # attempts before the changes they explain
+            session.execute(insert(table), rows)
+        if changes:  # after the inserts: a change may be to an attempt inserted just now
+            by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
+            for (ti_id, try_number), values in changes.items():
+                row = {"b_ti": ti_id, "b_try": try_number, **values}
+                by_columns.setdefault(tuple(sorted(values)), []).append(row)
+            for columns, rows in by_columns.items():
+                change = (
+                    update(_ATTEMPTS)
+                    .where(_ATTEMPTS.c.ti_id == bindparam("b_ti"))
+                    .where(_ATTEMPTS.c.try_number == bindparam("b_try"))
+                    .values({column: bindparam(column) for column in columns})
+                )
+                session.connection().execute(change, rows)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._rows or self._attempt_changes)
 
     def _before_statement(self, state: ORMExecuteState) -> None:
-        if self._rows:
+        if self.pending:
             self.write(state.session)
 
     def _after_rollback(self, session: Session, previous: SessionTransaction) -> None:
         # a savepoint begins with nothing kept: what is kept now was made inside it
         self._rows.clear()
+        self._attempt_changes.clear()
 
     def _after_transaction_create(self, session: Session, transaction: SessionTransaction) -> None:
-        if transaction.nested and self._rows:
+        if transaction.nested and self.pending:
             raise RuntimeError("inserts are pending: begin savepoints with begin_savepoint")
 
 
@@ -102,6 +127,19 @@ def add_attempt(session: Session, **values: Any) -> None:
     row.update(oom_killed=False, timed_out=False)
     row.update(values)
     pending.add(_ATTEMPTS, row)
+
+
+def update_attempt(session: Session, ti_id: int, try_number: int, **values: Any) -> None:
+    """Change columns of a try's attempt row (nothing if there is none). Kept back if the
+    session has `PendingInserts` attached (no attempt object is loaded then), else through
+    the attempt object."""
+    pending = session.info.get(_PENDING_KEY)
+    if pending is not None:
+        pending.change_attempt(ti_id, try_number, values)
+        return
+    attempt = get_attempt(session, ti_id, try_number)
+    for column, value in values.items() if attempt is not None else ():
+        setattr(attempt, column, value)
 
 
 def begin_savepoint(session: Session) -> SessionTransaction:
@@ -269,8 +307,15 @@ def attempts_by_keys(
     return found
 
 
-def get_attempt(session: Session, ti_id: int, try_number: int) -> TaskAttemptRow | None:
-    return session.scalar(_GET_ATTEMPT, {"ti_id": ti_id, "try_number": try_number})
+def get_attempt(
+    session: Session, ti_id: int, try_number: int, *, fresh: bool = False
+) -> TaskAttemptRow | None:
+    """A try's attempt row; `fresh` reads it again if the session holds it already."""
+    return session.scalar(
+        _GET_ATTEMPT,
+        {"ti_id": ti_id, "try_number": try_number},
+        execution_options={"populate_existing": fresh},
+    )
 
 
 def attempts(session: Session, ti_id: int) -> list[TaskAttemptRow]:
