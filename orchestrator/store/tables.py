@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     event,
     select,
     update,
@@ -376,28 +377,22 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
     ]
     added = [obj for obj in (*session.new, *session.deleted) if isinstance(obj, TaskInstanceRow)]
     runs = {ti.dag_run_id for ti in (*written, *added) if ti.dag_run_id is not None}
+    if not runs and not written:
+        return
+    connection = session.connection()
     if runs:
-        bump = (
-            update(_RUNS)
-            .where(_RUNS.c.id.in_(sorted(runs)))
-            .values(ti_writes=_RUNS.c.ti_writes + 1)
-            .returning(_RUNS.c.id, _RUNS.c.ti_writes)
-        )
         after = session.info.setdefault(RUN_TI_WRITES, {})
-        after.update((run_id, count) for run_id, count in session.connection().execute(bump))
+        bumped = connection.execute(_BUMP_RUNS, {"ids": sorted(runs)})
+        after.update((run_id, count) for run_id, count in bumped)
     if not written:
         return
     read = {ti.id: ti.version for ti in written}
-    connection = session.connection()
+    query = _TI_VERSIONS_FOR_UPDATE if connection.dialect.name == "postgresql" else _TI_VERSIONS
     found: dict[int, int] = {}
     ids = list(read)
     for start in range(0, len(ids), _IDS_PER_QUERY):
-        query = select(_TIS.c.id, _TIS.c.version).where(
-            _TIS.c.id.in_(ids[start : start + _IDS_PER_QUERY])
-        )
-        if connection.dialect.name == "postgresql":
-            query = query.with_for_update()
-        found.update((ti_id, version) for ti_id, version in connection.execute(query))
+        chunk = {"ids": ids[start : start + _IDS_PER_QUERY]}
+        found.update((ti_id, version) for ti_id, version in connection.execute(query, chunk))
     stale = sorted(ti_id for ti_id, version in read.items() if found.get(ti_id) != version)
     if stale:
         shown = ", ".join(map(str, stale[:10]))
@@ -408,6 +403,17 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
         ti.version = read[ti.id] + 1
 
 
-_TIS = TaskInstanceRow.__table__
+# built once: building a statement costs about as much as running it
+_TIS = Base.metadata.tables[TaskInstanceRow.__tablename__]
 _RUNS = Base.metadata.tables[DagRunRow.__tablename__]
+_TI_VERSIONS = select(_TIS.c.id, _TIS.c.version).where(
+    _TIS.c.id.in_(bindparam("ids", expanding=True))
+)
+_TI_VERSIONS_FOR_UPDATE = _TI_VERSIONS.with_for_update()
+_BUMP_RUNS = (
+    update(_RUNS)
+    .where(_RUNS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(ti_writes=_RUNS.c.ti_writes + 1)
+    .returning(_RUNS.c.id, _RUNS.c.ti_writes)
+)
 _IDS_PER_QUERY = 500
