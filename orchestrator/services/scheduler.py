@@ -29,14 +29,12 @@ from orchestrator.models.run_info import RunInfo
 from orchestrator.models.specs import DagSpec, TaskKind, TaskSpec
 from orchestrator.models.states import (
     ACTIVE_TASK_STATES,
-    FINISHED_TASK_STATES,
     RunState,
     TaskState,
 )
 from orchestrator.runtime.base import ContainerRuntime, Subscription
 from orchestrator.scheduling.attempts import AttemptEnd
-from orchestrator.scheduling.readiness import TaskView, run_outcome
-from orchestrator.services import integrity, run_limits
+from orchestrator.services import run_limits
 from orchestrator.services.attempt_records import AttemptRecords
 from orchestrator.services.attempt_worker import (
     AttemptWorker,
@@ -60,19 +58,16 @@ from orchestrator.services.control_tasks import ControlTasks
 from orchestrator.services.notifications import (
     Notice,
     NotificationService,
-    run_notices,
     task_notices,
 )
 from orchestrator.services.readiness_step import ReadinessStep
 from orchestrator.services.reconcile import Reconciler, ReconcileReport
 from orchestrator.services.run_context import RunOutputs, run_info
-from orchestrator.services.run_planner import RunPlanner
+from orchestrator.services.run_steps import RunSteps
 from orchestrator.services.scheduler_view import READY_STATES, StoreView
-from orchestrator.services.sla import SlaMonitor
 from orchestrator.services.slots import SlotPlanner, Waiting
 from orchestrator.services.slots import occupancy as slot_occupancy
 from orchestrator.settings import Settings
-from orchestrator.store import runs as run_store
 from orchestrator.store import sensor_pokes
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import DagRunRow, TaskInstanceRow
@@ -81,8 +76,6 @@ log = logging.getLogger(__name__)
 
 #: Passes one tick makes at most while workers keep answering at once.
 _MAX_PASSES_PER_TICK = 50
-#: Task states in which an instance is done.
-_FINISHED_STATES = frozenset(state.value for state in FINISHED_TASK_STATES)
 
 
 @dataclass
@@ -132,7 +125,6 @@ class Scheduler:
         # scheduled runs are created by the general scheduler only (not `dags test`'s)
         if plan_runs is None:
             plan_runs = run_filter is None
-        self._planner = RunPlanner(settings.max_runs_created_per_pass) if plan_runs else None
         self._sessions = sessions
         self._runtime = runtime
         self._clock = clock or SystemClock()
@@ -169,7 +161,6 @@ class Scheduler:
             executor=executor,
         )
         self._pass_notices: list[Notice] = []  # sent once the pass's transaction committed
-        self._sla = SlaMonitor(settings)
         self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._subscription: Subscription | None = None
@@ -198,8 +189,14 @@ class Scheduler:
         self._control_wake: datetime | None = None  # the next check of a waiting control task
         self._occupancy = claims.occupancy if claims is not None else slot_occupancy
         self._slots = SlotPlanner(settings.parallelism, self._occupancy)
-        self._runs_held = False  # queued runs wait for max_active_runs or a pause
-        self._queued_seen = True  # the last look found queued runs (or there was none yet)
+        self._runs = RunSteps(
+            settings,
+            self._view,
+            self._set_state,
+            plan_runs=plan_runs,
+            claims=claims,
+            listener=listener,
+        )
         self._reconciler = Reconciler(
             settings=settings,
             sessions=sessions,
@@ -346,12 +343,13 @@ class Scheduler:
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
             self._handle_all(session, messages, now, report, after_commit)
-            created = report.runs_created
-            plan_at = self._plan_runs(session, now, report)
-            started = self._start_queued_runs(session, now, report.runs_created > created)
+            created, plan_at = self._runs.plan(session, now)
+            report.runs_created += created
+            started = self._runs.start_queued(session, now, planned=created > 0)
             report.runs_started += started
-            run_timeout_at = self._fail_timed_out_runs(session, now, report)
-            self._verify_integrity(session, now)
+            ended, run_timeout_at = self._runs.fail_timed_out(session, now, self._pass_notices)
+            report.runs_finished += ended
+            self._runs.verify_integrity(session, now)
             deadline = self._stops.enforce(session, now, after_commit)
             retry_at = self._readiness.decide(session, now)
             failed_early = report.finished
@@ -360,10 +358,10 @@ class Scheduler:
             launches += pokes
             if report.finished != failed_early:  # template errors: propagate them now
                 self._readiness.decide(session, now)
-            sla_at = self._check_slas(session, now)
+            sla_at = self._runs.check_slas(session, now, self._pass_notices)
             if self._pass_finished or started:
-                self._finish_runs(session, now, report)
-                if self._runs_held and report.runs_finished:
+                report.runs_finished += self._runs.finish(session, now, self._pass_notices)
+                if self._runs.held and report.runs_finished:
                     self._wake.set()  # a run ended: a held-back queued run may start now
         deadlines = [deadline, retry_at, poke_at, sla_at, self._control_wake, plan_at]
         return launches, [*deadlines, run_timeout_at]
@@ -520,104 +518,6 @@ class Scheduler:
 
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
         return self._run_filter(ti_store.get_run_of(session, ti))
-
-    def _start_queued_runs(self, session: Session, now: datetime, planned: bool) -> int:
-        """Start queued runs, oldest logical date first, within `max_active_runs` and
-        skipping paused DAGs (see `run_limits`)."""
-        started = 0
-        if not (self._queued_seen or self._view.sweeping or planned):
-            return 0  # none was queued, and only sweeps see runs others queued since
-        queued = self._view.runs(session, RunState.QUEUED)
-        self._queued_seen = bool(queued)
-        if self._claims is not None:  # under DAG row locks, counting others' running runs
-            queued, running = self._claims.startable(session, queued)
-        else:
-            running = self._view.runs(session, RunState.RUNNING) if queued else []
-        spec_of = partial(self._view.spec, session)
-        startable = run_limits.startable_runs(session, queued, running, spec_of)
-        self._runs_held = len(startable) < len(queued)
-        for run in startable:
-            run_store.set_run_state(session, run, RunState.RUNNING, now)
-            started += 1
-            if self._listener is not None:
-                self._listener.on_run(run.dag_id, run.run_id, RunState.RUNNING)
-        if started:
-            self._view.runs_started()
-        return started
-
-    # ----------------------------------------------------------------- run planning and limits
-    def _plan_runs(self, session: Session, now: datetime, report: TickReport) -> datetime | None:
-        """Create the scheduled runs due now (see `run_planner`); return when next to plan.
-        Passes driven by container events plan only when a DAG's planning is due: DAGs
-        changed, unpaused or added since are planned by the next sweep."""
-        if self._planner is None:
-            return None
-        if not self._view.sweeping and not self._planner.due(now):
-            return self._planner.next_at
-        planned = self._planner.plan(session, now, partial(self._view.spec, session))
-        report.runs_created += len(planned.created)
-        return planned.next_at
-
-    def _fail_timed_out_runs(
-        self, session: Session, now: datetime, report: TickReport
-    ) -> datetime | None:
-        """Fail running runs past their dagrun_timeout; return the next such timeout."""
-        running = self._view.runs(session, RunState.RUNNING)
-        spec_of = partial(self._view.spec, session)
-        failed, next_at = run_limits.fail_timed_out_runs(session, running, spec_of, now)
-        for item in failed:
-            run = item.run
-            spec = self._view.spec(session, run.dag_id)
-            self._pass_notices.extend(
-                run_notices(spec, run, RunState.RUNNING, RunState.FAILED, now)
-            )
-            report.runs_finished.append((run.dag_id, run.run_id, RunState.FAILED))
-            if self._listener is not None:
-                self._listener.on_run(run.dag_id, run.run_id, RunState.FAILED)
-        return next_at
-
-    def _verify_integrity(self, session: Session, now: datetime) -> None:
-        """Match running runs' task instances to their DAG's latest spec when it changed or
-        the DAG is gone (see `scheduling.integrity`)."""
-        for run in self._view.runs(session, RunState.RUNNING):
-            target = self._view.integrity_target(session, run.dag_id)
-            if run.spec_hash == target:
-                continue
-            spec = self._view.spec(session, run.dag_id) if target != integrity.NO_SPEC else None
-            tis = self._view.run_tis(session, run.id)
-            if integrity.sync_run(session, run, spec, tis, now, self._set_state).add:
-                self._view.reload_run(run.id)
-            run.spec_hash = target
-
-    def _finish_runs(self, session: Session, now: datetime, report: TickReport) -> None:
-        for run in self._view.watched(self._view.runs(session, RunState.RUNNING)):
-            tis = self._view.run_tis(session, run.id)
-            # later instances are downstream ones: an unfinished run shows it at once there
-            if any(ti.state not in _FINISHED_STATES for ti in reversed(tis)):
-                continue
-            views = {ti.task_id: TaskView(TaskState(ti.state)) for ti in tis if ti.map_index == -1}
-            state = run_outcome(self._view.spec(session, run.dag_id), views)
-            if state is None:
-                continue
-            old = RunState(run.state)
-            run_store.set_run_state(session, run, state, now)
-            spec = self._view.spec(session, run.dag_id)
-            self._pass_notices.extend(run_notices(spec, run, old, state, now))
-            report.runs_finished.append((run.dag_id, run.run_id, state))
-            if self._listener is not None:
-                self._listener.on_run(run.dag_id, run.run_id, state)
-
-    def _check_slas(self, session: Session, now: datetime) -> datetime | None:
-        """Record and notify SLA misses of running runs; return the next SLA deadline."""
-        runs = (
-            (spec, run)
-            for run in self._view.runs(session, RunState.RUNNING)
-            if (spec := self._view.spec(session, run.dag_id)) is not None
-        )
-        tis_of = partial(self._view.run_tis, session)
-        notices, next_deadline = self._sla.check(session, runs, tis_of, now)
-        self._pass_notices.extend(notices)
-        return next_deadline
 
     # ----------------------------------------------------------------- launching
     def _queue_launches(
@@ -791,7 +691,7 @@ class Scheduler:
                 if step.state.is_finished:
                     finished += 1
                 if task.kind == TaskKind.TRIGGER_RUN:
-                    self._queued_seen = True  # start the new run without waiting for the poll
+                    self._runs.queued_seen = True  # start the new run without waiting for the poll
                     self._wake.set()
             if not finished:
                 return bool(handled)
