@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.models.launch import ContainerExit, ContainerInfo, LaunchRequest
+from orchestrator.models.launch import (
+    OUTPUT_DIR_IN_CONTAINER,
+    ContainerExit,
+    ContainerInfo,
+    LaunchRequest,
+)
 from orchestrator.models.secrets import SecretRef
 from orchestrator.models.specs import DagSpec, PullPolicy, TaskSpec
 from orchestrator.models.states import RunState, TaskState
@@ -23,7 +28,12 @@ from orchestrator.runtime.base import ContainerRuntime, ExitCallback, LogSink, S
 from orchestrator.runtime.fake import FakeBehavior, FakeRuntime
 from orchestrator.scheduling.reconcile import Action
 from orchestrator.services.clearing import clear, mark_task
-from orchestrator.services.containers import instance_labels
+from orchestrator.services.containers import (
+    AttemptKey,
+    instance_labels,
+    legacy_output_dir,
+    output_dir,
+)
 from orchestrator.services.executors import InlineExecutor
 from orchestrator.services.runs import trigger_run
 from orchestrator.services.scheduler import Scheduler
@@ -255,6 +265,47 @@ def test_a_running_container_is_adopted_and_its_log_resumed_without_gaps_or_repe
     assert (ti.state, ti.try_number, ti.exit_code) == ("success", 1, 0)
     assert world.log_of(ti.id) == "before 1\nbefore 2\nwhile down\nafter 1\n"
     assert len(world.engine.created) == 1 and len(world.engine.started) == 1
+
+
+def test_a_container_launched_before_the_flat_output_layout_is_harvested_after_the_upgrade(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """A task still running when the scheduler is upgraded writes its output to the folder of
+    the old layout (its mount): the new scheduler adopts it, reads the output there and
+    removes the folder, and prunes the old layout's empty folders."""
+    world = World(settings, sessions, clock, hanging)
+    run_id = world.trigger(spec(t("a")))
+    doomed = CrashingRuntime(world.engine, None)
+    first = world.scheduler(doomed)
+    first.tick(clock.now())
+    first.tick(clock.now())
+    (container_id,) = world.engine.containers
+    ti = world.tis(run_id)["a"]
+    key = AttemptKey("d", run_id, "a", -1, ti.try_number)
+    doomed.dead = True
+    del first
+    # as the earlier version launched it: its output folder in the old layout
+    old = legacy_output_dir(settings, key)
+    old.parent.mkdir(parents=True)
+    output_dir(settings, key).rename(old)
+    container = world.engine.containers[container_id]
+    mounts = tuple(
+        m.model_copy(update={"source": str(old)}) if m.target == OUTPUT_DIR_IN_CONTAINER else m
+        for m in container.request.mounts
+    )
+    container.request = container.request.model_copy(update={"mounts": mounts})
+    empty = settings.outputs_folder / "dag_id=d" / "run_id=earlier" / "task_id=a"
+    empty.mkdir(parents=True)
+
+    second = world.scheduler()
+    assert not empty.parent.exists()  # pruned at start; the running attempt's folder is kept
+    assert second.reconcile(clock.now()).actions == {Action.ADOPT: 1}
+    world.engine.finish(container_id, exit_code=0, output={"rows": 3})
+    world.run_until_done(second, run_id)
+
+    ti = world.tis(run_id)["a"]
+    assert (ti.state, ti.output_json) == ("success", '{"rows":3}')
+    assert not old.exists()
 
 
 def test_a_timeout_whose_stop_a_crash_cut_short_is_enforced_after_the_restart(
