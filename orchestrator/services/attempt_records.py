@@ -137,7 +137,7 @@ class AttemptRecords:
         ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
         if not holding_slot:
             self._set_state(session, ti, TaskState.QUEUED, now)
-        return LaunchJob(ti.id, key, request, path)
+        return LaunchJob(ti.id, key, request, path, host_output)
 
     def _record(
         self, session: Session, ti: TaskInstanceRow, continuing: bool, **values: Any

@@ -26,7 +26,6 @@ from orchestrator.services.clock import Clock
 from orchestrator.services.containers import (
     AttemptKey,
     log_path,
-    output_dir,
     prepare_output_dir,
     prune_legacy_outputs,
     read_attempt_output,
@@ -119,6 +118,7 @@ class LaunchJob:
     key: AttemptKey
     request: LaunchRequest
     log_path: Path
+    output_dir: Path  # made by the launch, mounted into the container
 
 
 class AttemptWorker:
@@ -178,7 +178,7 @@ class AttemptWorker:
         container_id: str | None = None
         began = self._clock.now()
         try:
-            prepare_output_dir(output_dir(self._settings, job.key))
+            prepare_output_dir(job.output_dir)
             self._runtime.ensure_image(job.request.image, job.request.pull_policy, logfile.write)
             image_ready = self._clock.now()
             container_id = self._runtime.create(job.request)

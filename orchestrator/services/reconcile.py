@@ -376,12 +376,12 @@ class Reconciler:
         if found is None:
             return "its DAG or task is gone"
         task, info, rendered = found
-        host_output = output_dir(self._settings, key)  # made by the launch
+        host_output = output_dir(self._settings, key)
         try:
             request = build_launch_request(self._settings, task, rendered, key, info, host_output)
         except PolicyViolation as exc:
             return f"it is refused by policy: {exc}"
-        return LaunchJob(ti_id, key, request, log_path(self._settings, key))
+        return LaunchJob(ti_id, key, request, log_path(self._settings, key), host_output)
 
     def _sensitive(self, ti_id: int, key: AttemptKey) -> frozenset[str]:
         """The secret values an adopted container may print (masked in its log), found by

@@ -170,6 +170,14 @@ class World:
             assert attempt is not None
             return Path(attempt.log_path).read_text()
 
+    def launched_on(self, doomed: CrashingRuntime) -> tuple[Scheduler, str]:
+        """A scheduler on `doomed` that launched the run's one task, and its container."""
+        first = self.scheduler(doomed)
+        first.tick(self.clock.now())
+        first.tick(self.clock.now())
+        (container_id,) = self.engine.containers
+        return first, container_id
+
     def run_until_done(self, scheduler: Scheduler, run_id: str, seconds: float = 10) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -241,10 +249,7 @@ def test_a_running_container_is_adopted_and_its_log_resumed_without_gaps_or_repe
     world = World(settings, sessions, clock, hanging)
     run_id = world.trigger(spec(t("a")))
     doomed = CrashingRuntime(world.engine, None)
-    first = world.scheduler(doomed)
-    first.tick(clock.now())
-    first.tick(clock.now())
-    (container_id,) = world.engine.containers
+    first, container_id = world.launched_on(doomed)
     world.engine.emit(container_id, b"before 1\nbefore 2\n")
     deadline = time.monotonic() + 5
     while "before 2" not in world.log_of(world.tis(run_id)["a"].id):
@@ -276,10 +281,7 @@ def test_a_container_launched_before_the_flat_output_layout_is_harvested_after_t
     world = World(settings, sessions, clock, hanging)
     run_id = world.trigger(spec(t("a")))
     doomed = CrashingRuntime(world.engine, None)
-    first = world.scheduler(doomed)
-    first.tick(clock.now())
-    first.tick(clock.now())
-    (container_id,) = world.engine.containers
+    first, container_id = world.launched_on(doomed)
     ti = world.tis(run_id)["a"]
     key = AttemptKey("d", run_id, "a", -1, ti.try_number)
     doomed.dead = True
