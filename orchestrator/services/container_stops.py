@@ -15,7 +15,6 @@ from orchestrator.services.containers import AttemptKey, log_path
 from orchestrator.services.logs import LogFile
 from orchestrator.services.scheduler_view import StoreView
 from orchestrator.settings import Settings
-from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import TaskInstanceRow
 
 #: `stop_reason` of a container stopped for exceeding its task's `execution_timeout`.
@@ -44,7 +43,7 @@ class ContainerStops:
     ) -> datetime | None:
         """Stop containers past their execution_timeout; return the next timeout due."""
         earliest: datetime | None = None
-        for ti in ti_store.tis_in_states(session, [TaskState.RUNNING]):
+        for ti in self._view.active(session, [TaskState.RUNNING]):
             if ti.stop_reason in STOP_REQUESTS:
                 self._on_request(session, ti, after_commit)
                 continue

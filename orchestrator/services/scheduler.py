@@ -34,6 +34,7 @@ from orchestrator.models.states import (
 )
 from orchestrator.runtime.base import ContainerRuntime, Subscription
 from orchestrator.scheduling.attempts import AttemptEnd
+from orchestrator.scheduling.limits import Occupancy
 from orchestrator.services import run_limits
 from orchestrator.services.attempt_records import AttemptRecords
 from orchestrator.services.attempt_worker import (
@@ -65,7 +66,7 @@ from orchestrator.services.reconcile import Reconciler, ReconcileReport
 from orchestrator.services.run_context import RunOutputs, run_info
 from orchestrator.services.run_steps import RunSteps
 from orchestrator.services.scheduler_view import READY_STATES, StoreView
-from orchestrator.services.slots import SlotPlanner, Waiting
+from orchestrator.services.slots import SlotPlanner, Waiting, occupancy_of
 from orchestrator.services.slots import occupancy as slot_occupancy
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
@@ -187,8 +188,11 @@ class Scheduler:
         self._pass_runs: dict[int, tuple[RunInfo, Mapping[str, Any]]] = {}
         self._control = ControlTasks(settings, self._set_state, self._skip_tasks)
         self._control_wake: datetime | None = None  # the next check of a waiting control task
-        self._occupancy = claims.occupancy if claims is not None else slot_occupancy
-        self._slots = SlotPlanner(settings.parallelism, self._occupancy)
+        # Slots held: read from the store by a scheduler sharing it with others (they launch
+        # too); else counted from what the view keeps (read from the store in sweeps)
+        stored = claims.occupancy if claims is not None else slot_occupancy
+        self._occupancy = stored if claims is not None else self._kept_occupancy
+        self._slots = SlotPlanner(settings.parallelism, stored)
         self._runs = RunSteps(
             settings,
             self._view,
@@ -552,6 +556,9 @@ class Scheduler:
             if job is not None:
                 jobs.append(job)
         return jobs
+
+    def _kept_occupancy(self, session: Session) -> Occupancy:
+        return occupancy_of(self._view.active(session))
 
     def _prepare_attempt(
         self,

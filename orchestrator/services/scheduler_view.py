@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from orchestrator.models.specs import DagSpec, TaskSpec
-from orchestrator.models.states import RunState, TaskState
+from orchestrator.models.states import ACTIVE_TASK_STATES, RunState, TaskState
 from orchestrator.services import integrity
 from orchestrator.services.mapping import instances_by_task
 from orchestrator.settings import Settings
@@ -53,10 +53,49 @@ FORGET_INTERVAL = timedelta(minutes=5)
 #: States of task instances the scheduler acts on by itself: waiting for a slot, and (tasks
 #: without a container) waiting to check again.
 READY_STATES = (TaskState.SCHEDULED, TaskState.UP_FOR_RESCHEDULE)
-_READY_VALUES = frozenset(state.value for state in READY_STATES)
+#: States of task instances that hold a slot.
+ACTIVE_STATES = tuple(sorted(ACTIVE_TASK_STATES, key=lambda state: state.value))
 
 #: A run's task instances by task id, and its mapped instances by task id and map index.
 RunIndex = tuple[dict[str, TaskInstanceRow], dict[str, dict[int, TaskInstanceRow]]]
+
+
+class _Seen:
+    """Task instances last seen in some states, by id. A sweep reads them from the store
+    (once per pass); other passes take those seen then and those the scheduler moved into
+    the states since (`note`). Those that left the states are dropped as they are found.
+
+    What other processes move into the states shows at the next sweep: for the ready
+    states they never do (they clear to `none`); for the active ones only other schedulers
+    do, which count slots from the store (see `Scheduler`)."""
+
+    def __init__(self, states: tuple[TaskState, ...]) -> None:
+        self.states = states
+        self.values = frozenset(state.value for state in states)
+        self.by_id: dict[int, TaskInstanceRow] = {}
+        self.read = False  # read from the store this pass
+
+    def note(self, ti: TaskInstanceRow) -> None:
+        if ti.state in self.values:
+            self.by_id[ti.id] = ti
+
+    def current(
+        self, session: Session, sweeping: bool, states: Iterable[TaskState]
+    ) -> list[TaskInstanceRow]:
+        """Those in `states` (some of this set's), by id."""
+        if sweeping and not self.read:
+            found = ti_store.tis_in_states(session, self.states)
+            self.by_id = {ti.id: ti for ti in found}
+            self.read = True
+        wanted = {state.value for state in states}
+        tis = []
+        for ti_id in sorted(self.by_id):
+            ti = self.by_id[ti_id]
+            if ti.state in wanted:
+                tis.append(ti)
+            elif ti.state not in self.values:
+                del self.by_id[ti_id]
+        return tis
 
 
 class StoreView:
@@ -97,9 +136,9 @@ class StoreView:
         self._targets_read = False  # read this pass
         self._pass_running: list[DagRunRow] | None = None
         self._pass_containers: dict[str | None, TaskInstanceRow] = {}
-        # task instances last seen in READY_STATES, by id (see `ready`)
-        self._ready: dict[int, TaskInstanceRow] = {}
-        self._ready_read = False  # read from the store this pass
+        # task instances last seen in READY_STATES and ACTIVE_STATES (see `ready`, `active`)
+        self._ready = _Seen(READY_STATES)
+        self._active = _Seen(ACTIVE_STATES)
 
     # ----------------------------------------------------------------- passes
     def session(self) -> Session:
@@ -147,7 +186,7 @@ class StoreView:
         if self.sweeping:  # DAG files change seldom: read their hashes again in sweeps
             self._targets = None
         self._pass_containers = {}
-        self._ready_read = False
+        self._ready.read = self._active.read = False
         self._changed, self._touched = self._touched, set()
         if self.sweeping:
             if self._forgetting:
@@ -201,7 +240,8 @@ class StoreView:
     def _drop_run(self, session: Session, run_pk: int) -> None:
         self._writes.pop(run_pk, None)
         for ti in self._unkeep(run_pk):
-            self._ready.pop(ti.id, None)  # before the expiry: reading it then would load it
+            self._ready.by_id.pop(ti.id, None)  # before the expiry: reading it then would
+            self._active.by_id.pop(ti.id, None)  # load it
             session.expire(ti)
         self._run_index.pop(run_pk, None)
         self._changed_tasks.pop(run_pk, None)
@@ -217,7 +257,8 @@ class StoreView:
     def forget(self, session: Session) -> None:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
-        self._ready.clear()
+        self._ready.by_id.clear()
+        self._active.by_id.clear()
         self._writes.clear()
         self._run_cache.clear()
         self._kept.clear()
@@ -227,7 +268,8 @@ class StoreView:
 
     def after_rollback(self) -> None:
         """Part of a pass was rolled back: what it loaded or learnt is no longer sure."""
-        self._run_cache, self._run_index, self._ready, self._writes = {}, {}, {}, {}
+        self._run_cache, self._run_index, self._writes = {}, {}, {}
+        self._ready.by_id, self._active.by_id = {}, {}
         self._kept, self._kept_containers = {}, {}
         self._targets = None
         self._pass_running, self._pass_containers = None, {}
@@ -279,8 +321,8 @@ class StoreView:
         """The scheduler changed this task instance's state."""
         self._touched.add(ti.dag_run_id)
         self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
-        if ti.state in _READY_VALUES:
-            self._ready[ti.id] = ti
+        self._ready.note(ti)
+        self._active.note(ti)
 
     def reload_run(self, run_pk: int) -> None:
         """Instances were added to the run: load its list again and decide about it."""
@@ -387,22 +429,14 @@ class StoreView:
         return (by_task, instances), True
 
     def ready(self, session: Session, states: Iterable[TaskState]) -> list[TaskInstanceRow]:
-        """Task instances in `states` (some of READY_STATES), by id. A sweep reads them from
-        the store (once per pass); other passes take those seen then and those the scheduler
-        moved into these states since (other processes never do: they clear to `none`)."""
-        if self.sweeping and not self._ready_read:
-            found = ti_store.tis_in_states(session, READY_STATES)
-            self._ready = {ti.id: ti for ti in found}
-            self._ready_read = True
-        wanted = {state.value for state in states}
-        tis = []
-        for ti_id in sorted(self._ready):
-            ti = self._ready[ti_id]
-            if ti.state in wanted:
-                tis.append(ti)
-            elif ti.state not in _READY_VALUES:
-                del self._ready[ti_id]
-        return tis
+        """Task instances in `states` (some of READY_STATES), by id (see `_Seen`)."""
+        return self._ready.current(session, self.sweeping, states)
+
+    def active(
+        self, session: Session, states: Iterable[TaskState] = ACTIVE_STATES
+    ) -> list[TaskInstanceRow]:
+        """Task instances in `states` (some of ACTIVE_STATES), by id (see `_Seen`)."""
+        return self._active.current(session, self.sweeping, states)
 
     def runs(self, session: Session, state: RunState) -> list[DagRunRow]:
         """Runs in `state` that this scheduler executes (running ones: read once per pass)."""

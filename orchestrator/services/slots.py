@@ -10,7 +10,7 @@ pool, pool too small) shows why in its state detail and stays scheduled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -48,6 +48,13 @@ def occupancy(session: Session) -> Occupancy:
     return Occupancy.of(
         Active(g.dag_id, g.task_id, g.pool, g.count, g.slots)
         for g in pool_store.active_groups(session)
+    )
+
+
+def occupancy_of(tis: Iterable[TaskInstanceRow]) -> Occupancy:
+    """What these queued and running task instances hold, counted as `occupancy` does."""
+    return Occupancy.of(
+        Active(ti.dag_id, ti.task_id, ti.pool or DEFAULT_POOL, 1, ti.pool_slots or 0) for ti in tis
     )
 
 

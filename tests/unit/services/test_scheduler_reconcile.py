@@ -168,7 +168,8 @@ class World:
         with self.sessions() as session:
             attempt = ti_store.get_attempt(session, ti_id, try_number)
             assert attempt is not None
-            return Path(attempt.log_path).read_text()
+            log = Path(attempt.log_path)
+            return log.read_text() if log.exists() else ""  # its follower may not have begun
 
     def launched_on(self, doomed: CrashingRuntime) -> tuple[Scheduler, str]:
         """A scheduler on `doomed` that launched the run's one task, and its container."""
