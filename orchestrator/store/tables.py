@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 
 NAMING = {
@@ -369,12 +371,10 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
     (a versioned update is never batched). The read is exact: SQLite writes only in
     `BEGIN IMMEDIATE` transactions (no other writer until the commit), and on PostgreSQL it
     locks the rows (`FOR UPDATE`) until the commit. The runs are written first, so their
-    rows are locked before their task instances', as elsewhere."""
-    written = [
-        obj
-        for obj in session.dirty
-        if isinstance(obj, TaskInstanceRow) and session.is_modified(obj)
-    ]
+    rows are locked before their task instances', as elsewhere. It is made whatever the
+    session's owner knows (`StoreView` checks versions before each pass): a net under that
+    check."""
+    written = [obj for obj in session.dirty if isinstance(obj, TaskInstanceRow) and _changed(obj)]
     added = [obj for obj in (*session.new, *session.deleted) if isinstance(obj, TaskInstanceRow)]
     runs = {ti.dag_run_id for ti in (*written, *added) if ti.dag_run_id is not None}
     if not runs and not written:
@@ -401,6 +401,17 @@ def _check_and_bump_versions(session: Session, _context: object, _instances: obj
         )
     for ti in written:
         ti.version = read[ti.id] + 1
+
+
+def _changed(obj: object) -> bool:
+    """Whether a flush would write the object: an attribute set since it was loaded holds a
+    value other than the one it had (`Session.is_modified`, for only the attributes set)."""
+    state = instance_state(obj)
+    values = state.dict
+    return any(
+        old is NO_VALUE or values.get(key, NO_VALUE) != old
+        for key, old in state.committed_state.items()
+    )
 
 
 # built once: building a statement costs about as much as running it

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -11,7 +12,7 @@ from orchestrator.store import dags as dag_store
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.engine import engine_of
-from orchestrator.store.tables import TaskAttemptRow
+from orchestrator.store.tables import DagRunRow, TaskAttemptRow
 
 NOW = datetime(2026, 3, 14, 12, tzinfo=UTC)
 SPEC = DagSpec(
@@ -161,6 +162,27 @@ def test_a_write_over_a_task_instance_changed_elsewhere_is_refused_and_versions_
         fresh = run_store.task_instances(session, run_pk)[0]
         assert (fresh.state, fresh.state_detail, fresh.version) == ("scheduled", None, 2)
     theirs.close()
+
+
+def test_a_task_instance_set_to_the_values_it_had_is_not_written(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+    writes = select(DagRunRow.ti_writes).where(DagRunRow.id == run_pk)
+    with sessions.begin() as session:
+        before = session.scalar(writes)
+        ti = run_store.task_instances(session, run_pk)[0]
+        ti.state = "none"  # as it was
+        ti.state_detail = "changed, then back"
+        ti.state_detail = None
+    with sessions.begin() as session:
+        ti = run_store.task_instances(session, run_pk)[0]
+        assert (ti.version, session.scalar(writes)) == (1, before)
+        ti.state_detail = "changed"
+    with sessions() as session:
+        ti = run_store.task_instances(session, run_pk)[0]
+        assert (ti.state_detail, ti.version, session.scalar(writes)) == ("changed", 2, before + 1)
 
 
 def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
