@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.errors import RunAlreadyExists, RunNotFound
@@ -103,14 +103,19 @@ def count_runs(session: Session, dag_id: str) -> int:
 def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunRow]:
     """Runs in these states, oldest first, read from the store even when the session holds
     them already (a long-lived session must see other processes' changes)."""
-    return list(
-        session.scalars(
+    values = tuple(state.value for state in states)
+    query = _RUNS_IN_STATES.get(values)
+    if query is None:  # built once per set of states: the scheduler asks every pass
+        query = _RUNS_IN_STATES[values] = (
             select(DagRunRow)
-            .where(DagRunRow.state.in_([s.value for s in states]))
+            .where(DagRunRow.state.in_(values))
             .order_by(DagRunRow.queued_at, DagRunRow.id)
             .execution_options(populate_existing=True)
         )
-    )
+    return list(session.scalars(query))
+
+
+_RUNS_IN_STATES: dict[tuple[str, ...], Select[DagRunRow]] = {}
 
 
 def set_run_state(session: Session, run: DagRunRow, state: RunState, now: datetime) -> None:
