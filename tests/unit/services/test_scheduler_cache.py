@@ -6,13 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.models.launch import LaunchRequest
 from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.fake import FakeBehavior
 from orchestrator.services import clearing
+from orchestrator.settings import Settings
 from orchestrator.store import runs as run_store
 from orchestrator.store import task_instances as ti_store
+from orchestrator.store.engine import engine_of
+from tests.support import FixedClock
 from tests.unit.services.test_scheduler import Harness, make, spec, t  # noqa: F401 - fixture
 
 
@@ -90,3 +95,35 @@ def test_every_flush_that_writes_a_runs_task_instances_counts_the_run_up(
     with h.sessions() as session:
         assert session.get(DagRunRow, run_pk).ti_writes == before + 1
         assert run_store.ti_writes(session, [run_pk]) == {run_pk: before + 1}
+
+
+def test_slots_held_are_counted_from_memory_between_sweeps_and_from_the_store_in_them(
+    settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
+) -> None:
+    """Passes driven by container events count held slots from the instances the scheduler
+    keeps (no query); a sweep reads them from the store, so an instance another process
+    queued counts from then on."""
+    h = Harness(settings.model_copy(update={"parallelism": 2}), sessions, clock, hang)
+    run_id = h.trigger(spec(*(t(f"t{i}") for i in range(5))))
+    h.tick(3)
+    assert len(h.runtime.created) == 2
+    with h.sessions.begin() as session:  # as another scheduler would
+        other = run_store.task_instances(session, run_store.get_run(session, "d", run_id).id)
+        ti_store.set_ti_state(session, other[-1], TaskState.QUEUED, h.clock.now())
+    statements: list[str] = []
+    engine = engine_of(h.sessions)
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, sql, ...)
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        h.runtime.finish(h.runtime.started[0], exit_code=0)
+        h.runtime.settle()
+        h.tick()  # its passes handle the exit and the launch: no sweep
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(h.runtime.created) == 3  # the other's queued instance is not known yet
+    assert not [s for s in statements if "GROUP BY" in s or "task_instances.state IN" in s]
+    h.tick()  # no event: a sweep, which reads the queued and running instances
+    h.runtime.finish(h.runtime.started[1], exit_code=0)
+    h.runtime.settle()
+    h.tick()
+    assert len(h.runtime.created) == 3  # one running and the other's queued one: no slot
