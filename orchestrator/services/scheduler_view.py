@@ -188,6 +188,7 @@ class StoreView:
         self._pass_containers = {}
         self._ready.read = self._active.read = False
         self._changed, self._touched = self._touched, set()
+        self._after_flush(session, None)
         if self.sweeping:
             if self._forgetting:
                 self.forget(session)
@@ -215,12 +216,14 @@ class StoreView:
             self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
     def _after_flush(self, session: Session, context: object) -> None:
-        """Take the `ti_writes` this session's flush left on kept runs (its own writes)."""
+        """Take the `ti_writes` this session's flushes left on kept runs (its own writes);
+        also at the start of each pass, as a flush that wrote only task instances ends
+        before its `after_flush_postexec` (`store.tables` writes them itself)."""
         after = session.info.pop(RUN_TI_WRITES, None)
         if after:
             for run_pk, count in after.items():
-                if run_pk in self._writes:
-                    self._writes[run_pk] = count
+                if run_pk in self._writes:  # (not older than a count read since)
+                    self._writes[run_pk] = max(count, self._writes[run_pk])
 
     def _keep(self, run_pk: int, tis: list[TaskInstanceRow]) -> list[TaskInstanceRow]:
         self._run_cache[run_pk] = tis

@@ -185,6 +185,33 @@ def test_a_task_instance_set_to_the_values_it_had_is_not_written(
         assert (ti.state_detail, ti.version, session.scalar(writes)) == ("changed", 2, before + 1)
 
 
+def test_written_task_instances_are_left_clean_and_a_rollback_forgets_their_values(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Task instances are written by the version check itself, not the unit of work: the
+    rows hold the values, the objects are clean, and a savepoint's rollback expires them."""
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+    with sessions.begin() as session:
+        first, second = run_store.task_instances(session, run_pk)[:2]
+        first.state_detail, second.exit_code = "one", 3
+        session.flush()
+        assert not session.dirty
+        assert (first.version, second.version) == (2, 2)
+        with pytest.raises(RuntimeError), session.begin_nested():
+            first.state_detail = "rolled back"
+            session.flush()
+            raise RuntimeError("the savepoint rolls back")
+        assert first.state_detail == "one"  # read again: the value the store has
+        assert first.version == 2
+    with sessions() as session:
+        tis = run_store.task_instances(session, run_pk)[:2]
+        assert [(ti.state_detail, ti.exit_code, ti.version) for ti in tis] == [
+            ("one", None, 2),
+            (None, 3, 2),
+        ]
+
+
 def test_illegal_transition_raises(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         run_pk = make_run(session)
