@@ -439,6 +439,8 @@ def _write_task_instances(
                 .values({column: bindparam(column) for column in columns})
             )
         connection.execute(statement, rows)
+    # what the unit of work does after its own writes (SQLAlchemy 2.x; `pyproject.toml`
+    # bounds the version, and the store tests check the objects are left clean)
     InstanceState._commit_all_states(
         [(instance_state(ti), instance_state(ti).dict) for ti in mine], session.identity_map
     )
