@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -146,7 +145,6 @@ class StoreView:
         if self._session is None:
             self._session = self._sessions()
             ti_store.PendingInserts().attach(self._session)  # one insert per pass, not per change
-            event.listen(self._session, "after_flush_postexec", self._after_flush)
         return self._session
 
     def close(self) -> None:
@@ -188,7 +186,7 @@ class StoreView:
         self._pass_containers = {}
         self._ready.read = self._active.read = False
         self._changed, self._touched = self._touched, set()
-        self._after_flush(session, None)
+        self._take_own_writes(session)
         if self.sweeping:
             if self._forgetting:
                 self.forget(session)
@@ -215,15 +213,12 @@ class StoreView:
         for ti in ti_store.tis_by_ids(session, stale, fresh=True) if stale else ():
             self._changed_tasks.setdefault(ti.dag_run_id, set()).add(ti.task_id)
 
-    def _after_flush(self, session: Session, context: object) -> None:
-        """Take the `ti_writes` this session's flushes left on kept runs (its own writes);
-        also at the start of each pass, as a flush that wrote only task instances ends
-        before its `after_flush_postexec` (`store.tables` writes them itself)."""
-        after = session.info.pop(RUN_TI_WRITES, None)
-        if after:
-            for run_pk, count in after.items():
-                if run_pk in self._writes:  # (not older than a count read since)
-                    self._writes[run_pk] = max(count, self._writes[run_pk])
+    def _take_own_writes(self, session: Session) -> None:
+        """Take the `ti_writes` this session's flushes left on kept runs (its own writes),
+        unless a count read since is newer."""
+        for run_pk, count in session.info.pop(RUN_TI_WRITES, {}).items():
+            if run_pk in self._writes:
+                self._writes[run_pk] = max(count, self._writes[run_pk])
 
     def _keep(self, run_pk: int, tis: list[TaskInstanceRow]) -> list[TaskInstanceRow]:
         self._run_cache[run_pk] = tis

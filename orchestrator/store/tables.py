@@ -17,7 +17,6 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
-    Update,
     bindparam,
     event,
     select,
@@ -29,6 +28,8 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.state import InstanceState
+
+from orchestrator.store.updates import update_rows
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -419,26 +420,16 @@ def _write_task_instances(
     """Write the attributes set on these task instances (their version included) and mark
     them clean. As the unit of work would, a rollback expires them (`_expire_written`):
     the values they hold were never committed."""
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    changes = []
     mine = []
     for ti in written:
         state = instance_state(ti)
-        columns = tuple(sorted(state.committed_state))
         values = state.dict
-        if not all(column in values for column in columns):
+        if not all(column in values for column in state.committed_state):
             continue  # an attribute set, then expired: the unit of work knows what to do
-        row = {"b_id": ti.id, **{column: values[column] for column in columns}}
-        by_columns.setdefault(columns, []).append(row)
+        changes.append(((ti.id,), {column: values[column] for column in state.committed_state}))
         mine.append(ti)
-    for columns, rows in by_columns.items():
-        statement = _TI_UPDATES.get(columns)
-        if statement is None:
-            statement = _TI_UPDATES[columns] = (
-                update(_TIS)
-                .where(_TIS.c.id == bindparam("b_id"))
-                .values({column: bindparam(column) for column in columns})
-            )
-        connection.execute(statement, rows)
+    update_rows(connection, _TIS, ("id",), changes)
     # what the unit of work does after its own writes (SQLAlchemy 2.x; `pyproject.toml`
     # bounds the version, and the store tests check the objects are left clean)
     InstanceState._commit_all_states(
@@ -478,7 +469,6 @@ _TI_VERSIONS = select(_TIS.c.id, _TIS.c.version).where(
     _TIS.c.id.in_(bindparam("ids", expanding=True))
 )
 _TI_VERSIONS_FOR_UPDATE = _TI_VERSIONS.with_for_update()
-_TI_UPDATES: dict[tuple[str, ...], Update] = {}  # by the columns they set
 _BUMP_RUNS = (
     update(_RUNS)
     .where(_RUNS.c.id.in_(bindparam("ids", expanding=True)))

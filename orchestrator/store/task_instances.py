@@ -19,6 +19,7 @@ from orchestrator.store.tables import (
     TaskInstanceRow,
     TaskStateChangeRow,
 )
+from orchestrator.store.updates import update_rows
 
 # Statements the scheduler runs for every attempt, built once (building an ORM expression
 # costs about as much as running it).
@@ -85,18 +86,7 @@ class PendingInserts:
         for table, rows in kept.items():  # attempts before the changes they explain
             session.execute(insert(table), rows)
         if changes:  # after the inserts: a change may be to an attempt inserted just now
-            by_columns: dict[tuple[str, ...], list[dict[str, object]]] = {}
-            for (ti_id, try_number), values in changes.items():
-                row = {"b_ti": ti_id, "b_try": try_number, **values}
-                by_columns.setdefault(tuple(sorted(values)), []).append(row)
-            for columns, rows in by_columns.items():
-                change = (
-                    update(_ATTEMPTS)
-                    .where(_ATTEMPTS.c.ti_id == bindparam("b_ti"))
-                    .where(_ATTEMPTS.c.try_number == bindparam("b_try"))
-                    .values({column: bindparam(column) for column in columns})
-                )
-                session.connection().execute(change, rows)
+            update_rows(session.connection(), _ATTEMPTS, ("ti_id", "try_number"), changes.items())
 
     @property
     def pending(self) -> bool:
