@@ -94,6 +94,7 @@ def measure(shape: str, parallelism: int, threads: bool = False) -> dict[str, fl
 
     from orchestrator.models.states import RunState
     from orchestrator.runtime.fake import FakeRuntime
+    from orchestrator.services.daemon import collect_garbage_less_often
     from orchestrator.services.runs import trigger_run
     from orchestrator.services.scheduler import Scheduler
     from orchestrator.settings import Settings
@@ -101,6 +102,7 @@ def measure(shape: str, parallelism: int, threads: bool = False) -> dict[str, fl
     from orchestrator.store.engine import make_engine, make_session_factory, upgrade
     from orchestrator.store.tables import DagRunRow, TaskInstanceRow, TaskStateChangeRow
 
+    collect_garbage_less_often()  # as `orchestrator scheduler` does
     dags, layers, width = SHAPES[shape]
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as home:
         settings = Settings(home=Path(home), parallelism=parallelism)

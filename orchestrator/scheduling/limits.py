@@ -115,10 +115,12 @@ def select_launches(
     *,
     parallelism: int,
     pools: Mapping[str, int],
+    ordered: bool = False,
 ) -> Selection:
     """Choose the candidates to launch now within every limit (see the module docstring).
 
-    `pools` maps each existing pool's name to its number of slots.
+    `pools` maps each existing pool's name to its number of slots; `ordered`: the
+    candidates are in `Candidate.order` already.
     """
     selection = Selection()
     free = parallelism - occupancy.total
@@ -126,7 +128,7 @@ def select_launches(
     per_task = Counter(occupancy.per_task)
     pool_used = Counter(occupancy.pool_slots)
     full_dags: set[str] = set()
-    for candidate in sorted(candidates, key=lambda c: c.order):
+    for candidate in candidates if ordered else sorted(candidates, key=lambda c: c.order):
         size = pools.get(candidate.pool)
         if size is None:
             selection.blocked[candidate.ti_id] = (

@@ -22,6 +22,7 @@ refused with a message (`claims.single_scheduler_lock`).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -48,6 +49,21 @@ from orchestrator.services.scheduler import Scheduler
 from orchestrator.settings import Settings
 
 log = logging.getLogger("orchestrator.scheduler")
+
+
+#: Allocations between the cyclic garbage collector's young-generation passes in the
+#: scheduler process (Python's default: 700). The scheduler keeps a large, long-lived heap (the
+#: task instances of running runs, specs) and allocates briskly, so at the default the
+#: collector's full passes over that heap come often and take a large share of a busy loop.
+GC_THRESHOLD = 50_000
+
+
+def collect_garbage_less_often() -> None:
+    """Raise the collector's first threshold to `GC_THRESHOLD` for this process (it keeps
+    its older generations' ratios): a little more memory between collections for a loop
+    that is not paused by them as often."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
 
 
 def connect_runtime(
@@ -102,6 +118,7 @@ def run_scheduler(
     """Run until `stop` is set. A bad DAG file or a failing pass is logged, never fatal.
     Raises SchedulerConflict (a second scheduler on SQLite) and SchedulerReplaced (others took
     this one's runs over after it stalled)."""
+    collect_garbage_less_often()
     with single_scheduler_lock(settings):
         claims = None
         if make_url(settings.resolved_database_url).get_backend_name() == "postgresql":

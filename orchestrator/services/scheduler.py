@@ -167,7 +167,7 @@ class Scheduler:
         self._subscription: Subscription | None = None
         self._harvesting: set[str] = set()
         self._next_deadline: datetime | None = None
-        self._view = StoreView(settings, sessions, self._run_filter)
+        self._view = StoreView(settings, sessions, self._run_filter, check_runs=claims is None)
         self._readiness = ReadinessStep(settings, self._view, self._set_state)
         self._stops = ContainerStops(
             settings,
@@ -534,17 +534,22 @@ class Scheduler:
             held = self._occupancy(session)  # join those to `queued` in one update
         if held.total >= self._settings.parallelism:
             return []
-        runs: dict[int, DagRunRow] = {}
+        runs: dict[int, DagRunRow | None] = {}  # None: not this scheduler's
+        specs: dict[str, DagSpec | None] = {}
         waiting = []
         for ti in self._view.ready(session, [TaskState.SCHEDULED]):
-            spec = self._view.spec(session, ti.dag_id)
+            dag_id, run_pk = ti.dag_id, ti.dag_run_id
+            if dag_id not in specs:
+                specs[dag_id] = self._view.spec(session, dag_id)
+            spec = specs[dag_id]
             task = spec.task_index.get(ti.task_id) if spec is not None else None
             if spec is None or task is None or task.kind != TaskKind.CONTAINER:
                 continue  # tasks without a container were run before the slot count
-            run = runs.get(ti.dag_run_id)
-            if run is None:
-                run = runs[ti.dag_run_id] = ti_store.get_run_of(session, ti)
-            if self._run_filter(run):
+            if run_pk not in runs:
+                found = ti_store.get_run_of(session, ti)
+                runs[run_pk] = found if self._run_filter(found) else None
+            run = runs[run_pk]
+            if run is not None:
                 waiting.append(Waiting(ti, run, spec, task))
         chosen = self._slots.choose(session, waiting, self._view.spec_version, held)
         self._view.load_tis(session, [item.run for item in chosen])  # rendering reads outputs
@@ -674,9 +679,16 @@ class Scheduler:
         any ran."""
         self._control_wake = None
         handled: set[int] = set()
-        while True:
+        with_control = {  # DAGs of running runs that have such tasks
+            run.dag_id
+            for run in self._view.runs(session, RunState.RUNNING)
+            if getattr(self._view.spec(session, run.dag_id), "control_task_ids", None)
+        }
+        while with_control:
             finished = 0
             for ti in self._view.ready(session, READY_STATES):
+                if ti.dag_id not in with_control:
+                    continue
                 spec = self._view.spec(session, ti.dag_id)
                 if spec is None or ti.task_id not in spec.control_task_ids or ti.id in handled:
                     continue
@@ -701,9 +713,10 @@ class Scheduler:
                     self._runs.queued_seen = True  # start the new run without waiting for the poll
                     self._wake.set()
             if not finished:
-                return bool(handled)
+                break
             report.finished += finished
             self._readiness.decide(session, now)
+        return bool(handled)
 
     def _skip_tasks(
         self, session: Session, run_pk: int, task_ids: Iterable[str], detail: str, now: datetime

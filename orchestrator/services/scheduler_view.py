@@ -106,6 +106,7 @@ class StoreView:
         settings: Settings,
         sessions: sessionmaker[Session],
         run_filter: Callable[[DagRunRow], bool],
+        check_runs: bool = True,
     ) -> None:
         self._settings = settings
         self._sessions = sessions
@@ -134,6 +135,11 @@ class StoreView:
         self._targets: dict[str, str] | None = None  # DAGs' spec hashes (see `_target`)
         self._targets_read = False  # read this pass
         self._pass_running: list[DagRunRow] | None = None
+        # the running runs as last read (by id): outside sweeps, checked by state instead of
+        # read again, unless other schedulers share the store (`check_runs` False: they
+        # claim runs without changing their state)
+        self._running_read: dict[int, DagRunRow] = {}
+        self._check_runs = check_runs
         self._pass_containers: dict[str | None, TaskInstanceRow] = {}
         # task instances last seen in READY_STATES and ACTIVE_STATES (see `ready`, `active`)
         self._ready = _Seen(READY_STATES)
@@ -255,6 +261,7 @@ class StoreView:
     def forget(self, session: Session) -> None:
         """Forget everything kept (a sweep decides about every task of every run)."""
         session.expire_all()
+        self._running_read.clear()
         self._ready.by_id.clear()
         self._active.by_id.clear()
         self._writes.clear()
@@ -270,7 +277,7 @@ class StoreView:
         self._ready.by_id, self._active.by_id = {}, {}
         self._kept, self._kept_containers = {}, {}
         self._targets = None
-        self._pass_running, self._pass_containers = None, {}
+        self._pass_running, self._pass_containers, self._running_read = None, {}, {}
         self._last_sweep = self._last_forget = None  # the next pass sweeps and forgets
 
     def prefetch(
@@ -437,13 +444,50 @@ class StoreView:
         return self._active.current(session, self.sweeping, states)
 
     def runs(self, session: Session, state: RunState) -> list[DagRunRow]:
-        """Runs in `state` that this scheduler executes (running ones: read once per pass)."""
-        if state == RunState.RUNNING and self._pass_running is not None:
+        """Runs in `state` that this scheduler executes (running ones: read once per pass;
+        outside sweeps, only those whose state changed since they were read are read)."""
+        if state != RunState.RUNNING:
+            return [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
+        if self._pass_running is not None:
             return [r for r in self._pass_running if r.state == RunState.RUNNING.value]
-        runs = [r for r in run_store.runs_in_states(session, [state]) if self._run_filter(r)]
-        if state == RunState.RUNNING:
-            self._pass_running = runs
-        return runs
+        if self.sweeping or not self._check_runs:
+            found = run_store.runs_in_states(session, [state])
+        else:
+            found = self._running_by_state(session)
+        self._running_read = {run.id: run for run in found}
+        self._pass_running = [run for run in found if self._run_filter(run)]
+        return self._pass_running
+
+    def _running_by_state(self, session: Session) -> list[DagRunRow]:
+        """The running runs: those read before whose state is unchanged as they are (but for
+        `ti_writes`, taken from the store), the others read again (and so are those that
+        others moved out of `running`, for the pass to see them ended).
+
+        Other processes change a running run's row only by changing its state (marking it)
+        or its task instances (`ti_writes`): what else they may change waits for a sweep."""
+        rows = run_store.running_run_states(session)
+        known = self._running_read
+        stale = [
+            run_id
+            for run_id, state, _ in rows
+            if run_id not in known or known[run_id].state != state
+        ]
+        running = {row[0] for row in rows}
+        stale += [  # no longer running, and not by this session's doing
+            run_id
+            for run_id, run in known.items()
+            if run_id not in running and run.state == RunState.RUNNING.value
+        ]
+        if stale:
+            known = dict(known)
+            known.update((run.id, run) for run in run_store.runs_by_ids(session, stale, fresh=True))
+        found = []
+        for run_id, _, count in rows:
+            run = known.get(run_id)
+            if run is not None:
+                set_committed_value(run, "ti_writes", count)
+                found.append(run)
+        return found
 
     def by_container(self, session: Session, container_id: str) -> TaskInstanceRow | None:
         """The task instance whose current attempt runs in this container (as prefetched

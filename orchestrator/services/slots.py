@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 WAITING_PREFIX = "waiting: "
 
 
-@dataclass(frozen=True)
-class Waiting:
-    """A scheduled task instance with its run and its DAG's current spec."""
+class Waiting(NamedTuple):
+    """A scheduled task instance with its run and its DAG's current spec (a named tuple:
+    the scheduler makes one per scheduled instance per pass)."""
 
     ti: TaskInstanceRow
     run: DagRunRow
@@ -67,8 +68,9 @@ class SlotPlanner:
         self._parallelism = parallelism
         self._occupancy_of = occupancy_of
         self._weights = WeightCache()
-        # by task instance: the candidate made for it while it waits, and its spec version
-        self._candidates: dict[int, tuple[str, Candidate]] = {}
+        # by task instance: its spec version, and the candidate made for it while it waits
+        # with its `order`
+        self._candidates: dict[int, tuple[str, tuple[Any, ...], Candidate]] = {}
 
     def choose(
         self,
@@ -93,18 +95,19 @@ class SlotPlanner:
             pools[DEFAULT_POOL] = pool_store.ensure_default_pool(session).slots
         by_ti: dict[int, Waiting] = {}
         weights_of: dict[str, dict[str, int]] = {}
+        versions: dict[str, str] = {}
         runs: dict[int, tuple[str, datetime, datetime]] = {}
-        candidates = []
         known, self._candidates = self._candidates, {}
         for item in waiting:
             ti, spec, task = item.ti, item.spec, item.task
             ti_id = ti.id
             by_ti[ti_id] = item
-            version = version_of(spec.dag_id)
+            version = versions.get(spec.dag_id)
+            if version is None:
+                version = versions[spec.dag_id] = version_of(spec.dag_id)
             kept = known.get(ti_id)
             if kept is not None and kept[0] == version:  # waiting since an earlier pass
                 self._candidates[ti_id] = kept
-                candidates.append(kept[1])
                 continue
             weights = weights_of.get(spec.dag_id)
             if weights is None:
@@ -130,9 +133,15 @@ class SlotPlanner:
                 max_active_tasks=spec.max_active_tasks,
                 max_active_tis_per_dag=task.max_active_tis_per_dag,
             )
-            self._candidates[ti_id] = (version, candidate)
-            candidates.append(candidate)
-        selection = select_launches(candidates, held, parallelism=self._parallelism, pools=pools)
+            self._candidates[ti_id] = (version, candidate.order, candidate)
+        entries = sorted(self._candidates.values(), key=itemgetter(1))
+        selection = select_launches(
+            [entry[2] for entry in entries],
+            held,
+            parallelism=self._parallelism,
+            pools=pools,
+            ordered=True,
+        )
         for ti_id, reason in selection.blocked.items():
             ti = by_ti[ti_id].ti
             detail = WAITING_PREFIX + reason

@@ -117,6 +117,20 @@ def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunR
 
 _RUNS_IN_STATES: dict[tuple[str, ...], Select[DagRunRow]] = {}
 
+_RUNNING_STATES = (
+    select(DagRunRow.id, DagRunRow.state, DagRunRow.ti_writes)
+    .where(DagRunRow.state == RunState.RUNNING.value)
+    .order_by(DagRunRow.queued_at, DagRunRow.id)
+)
+
+
+def running_run_states(session: Session) -> list[tuple[int, str, int]]:
+    """(id, state, `ti_writes`) of the running runs, in `runs_in_states`' order: what a
+    long-lived reader checks its kept run rows against without loading them."""
+    return [
+        (run_id, state, int(count)) for run_id, state, count in session.execute(_RUNNING_STATES)
+    ]
+
 
 def set_run_state(session: Session, run: DagRunRow, state: RunState, now: datetime) -> None:
     """Move a run to `state`, stamping its start or end."""
@@ -151,12 +165,14 @@ def task_states(session: Session, dag_run_id: int) -> dict[str, TaskState]:
     return {task_id: TaskState(state) for task_id, state in rows}
 
 
-def runs_by_ids(session: Session, ids: Collection[int]) -> list[DagRunRow]:
-    """Runs by primary key (unknown ids are left out), in few queries."""
+def runs_by_ids(session: Session, ids: Collection[int], fresh: bool = False) -> list[DagRunRow]:
+    """Runs by primary key (unknown ids are left out), in few queries; `fresh`: read from
+    the store even when the session holds them already."""
+    query = select(DagRunRow).execution_options(populate_existing=fresh)
     return [
         run
         for chunk in in_chunks(ids)
-        for run in session.scalars(select(DagRunRow).where(DagRunRow.id.in_(chunk)))
+        for run in session.scalars(query.where(DagRunRow.id.in_(chunk)))
     ]
 
 

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from orchestrator.models.launch import LaunchRequest
+from orchestrator.models.launch import LABEL_DAG, LaunchRequest
 from orchestrator.models.states import RunState, TaskState
 from orchestrator.runtime.fake import FakeBehavior
 from orchestrator.services import clearing
@@ -127,3 +128,35 @@ def test_slots_held_are_counted_from_memory_between_sweeps_and_from_the_store_in
     h.runtime.settle()
     h.tick()
     assert len(h.runtime.created) == 3  # one running and the other's queued one: no slot
+
+
+def test_between_sweeps_running_runs_are_checked_by_state_and_only_changed_ones_read(
+    make: Callable[..., Harness],  # noqa: F811 - the fixture
+) -> None:
+    """Passes driven by container events read the running runs' states, not their rows; a
+    run another process marked meanwhile is read again, so the pass sees it ended."""
+    h = make(hang)
+    marked = h.trigger(spec(t("a"), t("b", "a"), dag_id="d"))
+    other = h.trigger(spec(t("a"), dag_id="e"))
+    h.tick(2)
+    assert len(h.runtime.started) == 2
+    with h.sessions.begin() as session:
+        clearing.mark_run(session, "d", marked, TaskState.FAILED, now=h.clock.now())
+        marked_pk = run_store.get_run(session, "d", marked).id
+    statements: list[tuple[str, object]] = []  # (SQL, parameters)
+    engine = engine_of(h.sessions)
+    listener = lambda *args: statements.append((" ".join(args[2].split()), args[3]))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        (container,) = (
+            c.id for c in h.runtime.containers.values() if c.request.labels[LABEL_DAG] == "e"
+        )
+        h.runtime.finish(container, exit_code=0)
+        h.runtime.settle()
+        h.scheduler.tick(h.clock.now())  # its passes handle the exit: no sweep
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    reads = [(sql, params) for sql, params in statements if "dag_runs.conf" in sql]
+    assert not [sql for sql, _ in reads if "WHERE dag_runs.state" in sql]  # no full read
+    assert reads == [(mock.ANY, (marked_pk,))]  # but the marked run, by id
+    assert h.run_state(other, dag_id="e") == RunState.SUCCESS
