@@ -78,12 +78,14 @@ def decide(
             continue
         if task.depends_on_past and not past_allows(previous, task.task_id):
             continue
-        upstream = UpstreamCounts.of(
-            state
-            for u in task.upstream_task_ids
-            if u in tis and tis[u].state != TaskState.REMOVED  # a removed task never blocks
-            for state in (tis[u].instances or (tis[u].state,))
-        )
+        states: list[TaskState] = []
+        for u in task.upstream_task_ids:
+            if u not in tis:
+                continue
+            up = tis[u]
+            if up.state != TaskState.REMOVED:  # a removed task never blocks
+                states.extend(up.instances or (up.state,))
+        upstream = UpstreamCounts.of(states)
         outcome = verdict(task.trigger_rule, upstream)
         if outcome == Verdict.RUN:
             decisions.schedule.append(task.task_id)

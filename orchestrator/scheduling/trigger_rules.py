@@ -36,14 +36,18 @@ class UpstreamCounts:
 
     @classmethod
     def of(cls, states: Iterable[TaskState]) -> UpstreamCounts:
-        listed = list(states)
-        return cls(
-            total=len(listed),
-            success=sum(s == TaskState.SUCCESS for s in listed),
-            skipped=sum(s == TaskState.SKIPPED for s in listed),
-            failed=sum(s in (TaskState.FAILED, TaskState.UPSTREAM_FAILED) for s in listed),
-            done=sum(s in FINISHED_TASK_STATES for s in listed),
-        )
+        total = success = skipped = failed = done = 0
+        for state in states:  # one pass: readiness counts the parents of every candidate
+            total += 1
+            if state in FINISHED_TASK_STATES:
+                done += 1
+                if state == TaskState.SUCCESS:
+                    success += 1
+                elif state == TaskState.SKIPPED:
+                    skipped += 1
+                elif state in (TaskState.FAILED, TaskState.UPSTREAM_FAILED):
+                    failed += 1
+        return cls(total=total, success=success, skipped=skipped, failed=failed, done=done)
 
 
 def verdict(rule: TriggerRule, up: UpstreamCounts) -> Verdict:

@@ -36,6 +36,7 @@ from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
 from orchestrator.store import task_instances as ti_store
 from orchestrator.store.tables import TaskInstanceRow
+from orchestrator.store.updates import assign
 
 
 class AttemptRecords:
@@ -110,8 +111,16 @@ class AttemptRecords:
                 end_date=now,
             )
             LogFile(path).write_line(f"[orchestrator] {what}: {message}")
-            ti.queued_at, ti.end_date, ti.container_name, ti.container_id = now, now, name, None
-            ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
+            assign(
+                ti,
+                queued_at=now,
+                end_date=now,
+                container_name=name,
+                container_id=None,
+                exit_code=None,
+                output_json=None,
+                next_try_at=None,
+            )
             if not holding_slot:
                 self._set_state(session, ti, TaskState.QUEUED, now)
             self._set_state(session, ti, TaskState.FAILED, now, f"{what}: {message}")
@@ -132,9 +141,18 @@ class AttemptRecords:
             queued_at=now,
         )
         # a poke-mode sensor's next poke counts its execution_timeout from now
-        ti.queued_at, ti.start_date, ti.end_date = now, now if holding_slot else None, None
-        ti.container_name, ti.container_id, ti.stop_reason = request.name, None, None
-        ti.exit_code, ti.output_json, ti.next_try_at = None, None, None
+        assign(
+            ti,
+            queued_at=now,
+            start_date=now if holding_slot else None,
+            end_date=None,
+            container_name=request.name,
+            container_id=None,
+            stop_reason=None,
+            exit_code=None,
+            output_json=None,
+            next_try_at=None,
+        )
         if not holding_slot:
             self._set_state(session, ti, TaskState.QUEUED, now)
         return LaunchJob(ti.id, key, request, path, host_output)
@@ -216,10 +234,13 @@ class AttemptRecords:
         if ti.state == TaskState.QUEUED.value and end.launch_error is None:
             ti.start_date = ti.start_date or now
             self._set_state(session, ti, TaskState.RUNNING, now)
-        ti.exit_code = end.exit_code
-        ti.output_json = output_json if result.state == TaskState.SUCCESS else None
-        ti.end_date = None if result.state in (TaskState.RUNNING, TaskState.NONE) else now
-        ti.next_try_at = result.next_try_at
+        assign(
+            ti,
+            exit_code=end.exit_code,
+            output_json=output_json if result.state == TaskState.SUCCESS else None,
+            end_date=None if result.state in (TaskState.RUNNING, TaskState.NONE) else now,
+            next_try_at=result.next_try_at,
+        )
         if result.state == TaskState.RUNNING:  # a poke-mode sensor between pokes
             ti.container_id, ti.state_detail = None, result.detail
         detail = attempt_result.detail

@@ -66,7 +66,7 @@ from orchestrator.services.reconcile import Reconciler, ReconcileReport
 from orchestrator.services.run_context import RunOutputs, run_info
 from orchestrator.services.run_steps import RunSteps
 from orchestrator.services.scheduler_view import READY_STATES, StoreView
-from orchestrator.services.slots import SlotPlanner, Waiting, occupancy_of
+from orchestrator.services.slots import SlotPlanner, occupancy_of
 from orchestrator.services.slots import occupancy as slot_occupancy
 from orchestrator.settings import Settings
 from orchestrator.store import sensor_pokes
@@ -534,24 +534,14 @@ class Scheduler:
             held = self._occupancy(session)  # join those to `queued` in one update
         if held.total >= self._settings.parallelism:
             return []
-        runs: dict[int, DagRunRow | None] = {}  # None: not this scheduler's
-        specs: dict[str, DagSpec | None] = {}
-        waiting = []
-        for ti in self._view.ready(session, [TaskState.SCHEDULED]):
-            dag_id, run_pk = ti.dag_id, ti.dag_run_id
-            if dag_id not in specs:
-                specs[dag_id] = self._view.spec(session, dag_id)
-            spec = specs[dag_id]
-            task = spec.task_index.get(ti.task_id) if spec is not None else None
-            if spec is None or task is None or task.kind != TaskKind.CONTAINER:
-                continue  # tasks without a container were run before the slot count
-            if run_pk not in runs:
-                found = ti_store.get_run_of(session, ti)
-                runs[run_pk] = found if self._run_filter(found) else None
-            run = runs[run_pk]
-            if run is not None:
-                waiting.append(Waiting(ti, run, spec, task))
-        chosen = self._slots.choose(session, waiting, self._view.spec_version, held)
+        chosen = self._slots.choose(
+            session,
+            self._view.ready(session, [TaskState.SCHEDULED]),
+            lambda dag_id: (self._view.spec(session, dag_id), self._view.spec_version(dag_id)),
+            lambda ti: ti_store.get_run_of(session, ti),
+            self._run_filter,
+            held,
+        )
         self._view.load_tis(session, [item.run for item in chosen])  # rendering reads outputs
         jobs: list[LaunchJob] = []
         for item in chosen:

@@ -10,14 +10,13 @@ pool, pool too small) shows why in its state detail and stays scheduled.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from orchestrator.models.specs import DEFAULT_POOL, DagSpec, TaskSpec
+from orchestrator.models.specs import DEFAULT_POOL, DagSpec, TaskKind, TaskSpec
 from orchestrator.scheduling.limits import (
     Active,
     Candidate,
@@ -59,8 +58,18 @@ def occupancy_of(tis: Iterable[TaskInstanceRow]) -> Occupancy:
     )
 
 
+class _Entry(NamedTuple):
+    """A waiting instance as the planner keeps it between passes."""
+
+    order: tuple[Any, ...]  # `Candidate.order`
+    candidate: Candidate
+    item: Waiting
+    version: str  # of the spec it was made from
+
+
 class SlotPlanner:
-    """Applies the limits for the scheduler; keeps effective priorities per spec version."""
+    """Applies the limits for the scheduler; keeps effective priorities per spec version, and
+    what it made of each instance waiting for a slot while it waits."""
 
     def __init__(
         self, parallelism: int, occupancy_of: Callable[[Session], Occupancy] = occupancy
@@ -68,24 +77,30 @@ class SlotPlanner:
         self._parallelism = parallelism
         self._occupancy_of = occupancy_of
         self._weights = WeightCache()
-        # by task instance: its spec version, and the candidate made for it while it waits
-        # with its `order`
-        self._candidates: dict[int, tuple[str, tuple[Any, ...], Candidate]] = {}
+        self._entries: dict[int, _Entry] = {}  # by task instance id
 
     def choose(
         self,
         session: Session,
-        waiting: Sequence[Waiting],
-        version_of: Callable[[str], str],
+        scheduled: Iterable[TaskInstanceRow],
+        spec_of: Callable[[str], tuple[DagSpec | None, str]],
+        run_of: Callable[[TaskInstanceRow], DagRunRow],
+        executes: Callable[[DagRunRow], bool],
         held: Occupancy,
     ) -> list[Waiting]:
-        """The instances to launch now, highest priority first; `version_of(dag_id)` names
-        the spec version (its hash) that effective priorities are cached under.
+        """The `scheduled` instances to launch now, highest priority first.
+
+        `spec_of(dag_id)`: the DAG's spec this pass (None if gone) and its version (hash),
+        which effective priorities and kept entries are valid for; `run_of(ti)`: the
+        instance's run; `executes(run)`: whether this scheduler executes it (asked every
+        pass). Instances of tasks that need no container are left out (they were run before
+        the slot count).
 
         On PostgreSQL the choice is made under a lock every scheduler takes (held until the
         pass commits), with `held` read again under it: what other schedulers queued counts,
         so pools and per-DAG and per-task limits hold across them."""
-        if not waiting:
+        entries = self._waiting(scheduled, spec_of, run_of, executes)
+        if not entries:
             return []
         if pool_store.lock_slots(session):  # PostgreSQL: count again, alone among schedulers
             held = self._occupancy_of(session)
@@ -93,57 +108,16 @@ class SlotPlanner:
             pools = pool_store.pool_sizes(session)
         if DEFAULT_POOL not in pools:
             pools[DEFAULT_POOL] = pool_store.ensure_default_pool(session).slots
-        by_ti: dict[int, Waiting] = {}
-        weights_of: dict[str, dict[str, int]] = {}
-        versions: dict[str, str] = {}
-        runs: dict[int, tuple[str, datetime, datetime]] = {}
-        known, self._candidates = self._candidates, {}
-        for item in waiting:
-            ti, spec, task = item.ti, item.spec, item.task
-            ti_id = ti.id
-            by_ti[ti_id] = item
-            version = versions.get(spec.dag_id)
-            if version is None:
-                version = versions[spec.dag_id] = version_of(spec.dag_id)
-            kept = known.get(ti_id)
-            if kept is not None and kept[0] == version:  # waiting since an earlier pass
-                self._candidates[ti_id] = kept
-                continue
-            weights = weights_of.get(spec.dag_id)
-            if weights is None:
-                weights = weights_of[spec.dag_id] = self._weights.weights(spec, version)
-            run = runs.get(id(item.run))
-            if run is None:
-                run = runs[id(item.run)] = (
-                    item.run.run_id,
-                    item.run.logical_date,
-                    item.run.queued_at,
-                )
-            candidate = Candidate(
-                ti_id=ti_id,
-                dag_id=spec.dag_id,
-                run_id=run[0],
-                task_id=task.task_id,
-                map_index=ti.map_index,
-                logical_date=run[1],
-                queued_at=run[2],
-                priority=weights.get(task.task_id, task.priority_weight),
-                pool=task.pool,
-                pool_slots=task.pool_slots,
-                max_active_tasks=spec.max_active_tasks,
-                max_active_tis_per_dag=task.max_active_tis_per_dag,
-            )
-            self._candidates[ti_id] = (version, candidate.order, candidate)
-        entries = sorted(self._candidates.values(), key=itemgetter(1))
+        entries.sort(key=itemgetter(0))
         selection = select_launches(
-            [entry[2] for entry in entries],
+            [entry.candidate for entry in entries],
             held,
             parallelism=self._parallelism,
             pools=pools,
             ordered=True,
         )
         for ti_id, reason in selection.blocked.items():
-            ti = by_ti[ti_id].ti
+            ti = self._entries[ti_id].item.ti
             detail = WAITING_PREFIX + reason
             if ti.state_detail != detail:
                 log.warning(
@@ -152,9 +126,75 @@ class SlotPlanner:
                 ti.state_detail = detail
         chosen = []
         for candidate in selection.launch:
-            item = by_ti[candidate.ti_id]
+            item = self._entries[candidate.ti_id].item
             item.ti.pool, item.ti.pool_slots = candidate.pool, candidate.pool_slots
             if item.ti.state_detail and item.ti.state_detail.startswith(WAITING_PREFIX):
                 item.ti.state_detail = None
             chosen.append(item)
         return chosen
+
+    def _waiting(
+        self,
+        scheduled: Iterable[TaskInstanceRow],
+        spec_of: Callable[[str], tuple[DagSpec | None, str]],
+        run_of: Callable[[TaskInstanceRow], DagRunRow],
+        executes: Callable[[DagRunRow], bool],
+    ) -> list[_Entry]:
+        """An entry per instance that waits for a slot: kept from an earlier pass while its
+        spec version is the same, else made (and kept)."""
+        specs: dict[str, tuple[DagSpec | None, str]] = {}
+        executed: dict[int, bool] = {}  # by id() of a run: whether this scheduler executes it
+        entries = []
+        known, self._entries = self._entries, {}
+        for ti in scheduled:
+            ti_id = ti.id
+            kept = known.get(ti_id)
+            if kept is not None and kept.item.ti is ti:  # waiting since an earlier pass
+                dag_id, run = kept.candidate.dag_id, kept.item.run
+                if dag_id not in specs:
+                    specs[dag_id] = spec_of(dag_id)
+                spec, version = specs[dag_id]
+                if spec is kept.item.spec and version == kept.version:
+                    if id(run) not in executed:
+                        executed[id(run)] = executes(run)
+                    if executed[id(run)]:
+                        self._entries[ti_id] = kept
+                        entries.append(kept)
+                    continue
+            entry = self._entry(ti, specs, spec_of, run_of)
+            if entry is not None and executes(entry.item.run):
+                self._entries[ti_id] = entry
+                entries.append(entry)
+        return entries
+
+    def _entry(
+        self,
+        ti: TaskInstanceRow,
+        specs: dict[str, tuple[DagSpec | None, str]],
+        spec_of: Callable[[str], tuple[DagSpec | None, str]],
+        run_of: Callable[[TaskInstanceRow], DagRunRow],
+    ) -> _Entry | None:
+        dag_id = ti.dag_id
+        if dag_id not in specs:
+            specs[dag_id] = spec_of(dag_id)
+        spec, version = specs[dag_id]
+        task = spec.task_index.get(ti.task_id) if spec is not None else None
+        if spec is None or task is None or task.kind != TaskKind.CONTAINER:
+            return None
+        run = run_of(ti)
+        weights = self._weights.weights(spec, version)
+        candidate = Candidate(
+            ti_id=ti.id,
+            dag_id=dag_id,
+            run_id=run.run_id,
+            task_id=task.task_id,
+            map_index=ti.map_index,
+            logical_date=run.logical_date,
+            queued_at=run.queued_at,
+            priority=weights.get(task.task_id, task.priority_weight),
+            pool=task.pool,
+            pool_slots=task.pool_slots,
+            max_active_tasks=spec.max_active_tasks,
+            max_active_tis_per_dag=task.max_active_tis_per_dag,
+        )
+        return _Entry(candidate.order, candidate, Waiting(ti, run, spec, task), version)

@@ -1,6 +1,6 @@
-"""Changing many rows at once: one `executemany` per set of columns changed, where the ORM
-works out and sends each row's change on its own. Each statement is built once (building one
-costs about as much as running it)."""
+"""Changing rows cheaply: many at once, one `executemany` per set of columns changed, where the
+ORM works out and sends each row's change on its own (each statement is built once: building
+one costs about as much as running it); and an object's attributes, only where they change."""
 
 from __future__ import annotations
 
@@ -34,3 +34,12 @@ def update_rows(
                 .values({column: bindparam(column) for column in columns})
             )
         connection.execute(statement, rows)
+
+
+def assign(obj: object, **values: Any) -> None:
+    """Set attributes of a mapped object, skipping those already loaded with the same value:
+    every set costs the ORM's change bookkeeping, and a column in the flush's update."""
+    loaded = obj.__dict__
+    for name, value in values.items():
+        if name not in loaded or loaded[name] != value:
+            setattr(obj, name, value)

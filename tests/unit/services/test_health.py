@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from datetime import timedelta
@@ -9,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from orchestrator.runtime.fake import FakeRuntime
-from orchestrator.services.daemon import run_scheduler
+from orchestrator.services.daemon import GC_THRESHOLD, run_scheduler
 from orchestrator.services.health import LoopTimes, scheduler_status
 from orchestrator.services.reconcile import STATUS_FILE, update_status_file, write_heartbeat
 from orchestrator.settings import Settings
@@ -44,6 +45,8 @@ def test_a_missing_or_garbled_status_file_means_unknown(
 def test_the_running_scheduler_stamps_a_heartbeat(
     settings: Settings, sessions: sessionmaker[Session], clock: FixedClock
 ) -> None:
+    """... and the process it runs in collects garbage less often (a large, long-lived heap)."""
+    thresholds = gc.get_threshold()
     stop = threading.Event()
     daemon = threading.Thread(
         target=run_scheduler, args=(settings, sessions, FakeRuntime(), clock, stop), daemon=True
@@ -54,9 +57,11 @@ def test_the_running_scheduler_stamps_a_heartbeat(
         while scheduler_status(settings, clock.now()).heartbeat_at is None:
             assert time.monotonic() < deadline, "no heartbeat written"
             time.sleep(0.05)
+        assert gc.get_threshold() == (GC_THRESHOLD, *thresholds[1:])
     finally:
         stop.set()
         daemon.join(timeout=20)
+        gc.set_threshold(*thresholds)
     status = scheduler_status(settings, clock.now())
     assert (status.heartbeat_at, status.engine_up) == (clock.now(), True)
     assert status.loop is not None and status.loop.count >= 1  # each pass is timed
