@@ -92,7 +92,7 @@ class TickReport:
 
 @dataclass
 class _PassMemory:
-    """The scheduler's in-memory pass state before a message was handled (see `_handle_all`)."""
+    """The scheduler's in-memory pass state before a message was handled (see `tick`)."""
 
     notices: int
     actions: int
@@ -298,12 +298,18 @@ class Scheduler:
     def tick(self, now: datetime) -> TickReport:
         """One full pass: observe what happened, decide, launch.
 
-        A pass is one transaction: the inbox's messages (each in a savepoint, so a bad one is
-        logged and skipped), run starts, timeouts, readiness, new attempts and finished runs.
-        Work that must wait for the commit (launching, removing containers) follows it. Passes
-        repeat while workers have already answered (always so with an inline executor).
+        A pass is one transaction: the inbox's messages, run starts, timeouts, readiness, new
+        attempts and finished runs. Work that must wait for the commit (launching, removing
+        containers) follows it. Passes repeat while workers have already answered (always so
+        with an inline executor).
+
+        Messages are handled as part of the pass, their changes written with the rest at the
+        commit. Should the pass fail, it is done again with its messages in savepoints (see
+        `_handle_isolated`), so a bad message is logged and skipped; if it fails even so, the
+        failure is not the messages' and is raised.
         """
         report = TickReport()
+        isolate = False  # handle the messages in savepoints (after a pass failed)
         for number in range(_MAX_PASSES_PER_TICK):
             messages = self._take_inbox()
             after_commit: list[Callable[[], object]] = []
@@ -312,7 +318,9 @@ class Scheduler:
             before = self._pass_memory(report, after_commit)
             session = self._view.session()
             try:
-                launches, deadlines = self._pass(session, messages, now, report, after_commit)
+                launches, deadlines = self._pass(
+                    session, messages, now, report, after_commit, isolate
+                )
             except StaleDataError as exc:  # another process wrote a row this pass wrote over
                 log.warning("a task instance changed under the pass; doing it again: %s", exc)
                 self._restore_pass_memory(before, report, after_commit)
@@ -320,6 +328,18 @@ class Scheduler:
                 for message in messages:
                     self._inbox.put(message)
                 continue
+            except SchedulerReplaced:
+                raise
+            except Exception:
+                if isolate or not messages:
+                    raise
+                log.warning("a pass failed; doing it again with each message on its own")
+                self._restore_pass_memory(before, report, after_commit)
+                for message in messages:
+                    self._inbox.put(message)
+                isolate = True
+                continue
+            isolate = False
             self._next_deadline = run_limits.earliest(deadlines)
             for action in after_commit:
                 action()
@@ -339,6 +359,7 @@ class Scheduler:
         now: datetime,
         report: TickReport,
         after_commit: list[Callable[[], object]],
+        isolate: bool = False,
     ) -> tuple[list[LaunchJob], list[datetime | None]]:
         """One pass, one transaction; returns the launches to submit once it committed and
         the times something becomes due."""
@@ -346,7 +367,13 @@ class Scheduler:
             self._claim_runs(session, now, after_commit)
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
-            self._handle_all(session, messages, now, report, after_commit)
+            if isolate:
+                self._handle_isolated(session, messages, now, report, after_commit)
+            else:
+                self._prefetch(session, messages)  # also makes the rows they name current
+                with session.no_autoflush:  # see `_handle_isolated`
+                    for message in messages:
+                        self._handle(session, message, now, report, after_commit)
             created, plan_at = self._runs.plan(session, now)
             report.runs_created += created
             started = self._runs.start_queued(session, now, planned=created > 0)
@@ -378,7 +405,7 @@ class Scheduler:
             except queue.Empty:
                 return messages
 
-    def _handle_all(
+    def _handle_isolated(
         self,
         session: Session,
         messages: list[object],
@@ -390,8 +417,8 @@ class Scheduler:
         them again one savepoint each, so only the bad one is logged and skipped.
 
         Messages are handled without autoflush (their changes are flushed once, when the
-        savepoint ends): they look rows up by key, and what one message changes never decides
-        what a query for the next one finds."""
+        savepoint ends, or with the pass's other changes): they look rows up by key, and what
+        one message changes never decides what a query for the next one finds."""
         self._prefetch(session, messages)  # also makes the rows they name current
         if len(messages) > 1:
             saved = self._pass_memory(report, after_commit)

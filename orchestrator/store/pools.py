@@ -59,8 +59,12 @@ def list_pools(session: Session) -> list[PoolRow]:
 
 
 def pool_sizes(session: Session) -> dict[str, int]:
-    """Every pool's number of slots, by name."""
-    return {name: slots for name, slots in session.execute(select(PoolRow.name, PoolRow.slots))}
+    """Every pool's number of slots, by name (read on the session's connection: nothing the
+    session keeps back need be written first)."""
+    return {name: slots for name, slots in session.connection().execute(_POOL_SIZES)}
+
+
+_POOL_SIZES = select(PoolRow.name, PoolRow.slots)  # built once: the scheduler asks every pass
 
 
 def upsert_pool(session: Session, name: str, slots: int, description: str | None) -> PoolRow:

@@ -160,3 +160,35 @@ def test_between_sweeps_running_runs_are_checked_by_state_and_only_changed_ones_
     assert not [sql for sql, _ in reads if "WHERE dag_runs.state" in sql]  # no full read
     assert reads == [(mock.ANY, (marked_pk,))]  # but the marked run, by id
     assert h.run_state(other, dag_id="e") == RunState.SUCCESS
+
+
+def test_a_message_that_fails_is_logged_and_skipped_and_the_others_are_handled(
+    make: Callable[..., Harness],  # noqa: F811 - the fixture
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Messages are handled with the rest of the pass; when the pass fails it is done again
+    with each message in its own savepoint, so only the bad one is lost."""
+    from orchestrator.services.attempt_records import AttemptRecords
+
+    h = make(hang)
+    run_id = h.trigger(spec(t("good"), t("bad")))
+    h.tick(2)
+    bad_id = h.tis(run_id)["bad"].id
+    real = AttemptRecords.finish
+
+    def finish(self: AttemptRecords, session: Session, ti_id: int, *args: object) -> bool:
+        if ti_id == bad_id:
+            raise RuntimeError("a bug in handling this message")
+        return real(self, session, ti_id, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(AttemptRecords, "finish", finish)
+    for container_id in list(h.runtime.started):
+        h.runtime.finish(container_id, exit_code=0)
+    h.runtime.settle()
+    h.tick(2)
+    tis = h.tis(run_id)
+    assert tis["good"].state == TaskState.SUCCESS.value
+    assert tis["bad"].state == TaskState.RUNNING.value  # its harvest's message was dropped
+    assert "doing it again with each message on its own" in caplog.text
+    assert "could not handle" in caplog.text and "a bug in handling this message" in caplog.text
