@@ -128,7 +128,14 @@ def select_launches(
     per_task = Counter(occupancy.per_task)
     pool_used = Counter(occupancy.pool_slots)
     full_dags: set[str] = set()
+    # whether any candidate cannot launch at all (then every one is looked at, to report it)
+    blockable = any(
+        pool not in pools or slots > pools[pool]
+        for pool, slots in {(c.pool, c.pool_slots) for c in candidates}
+    )
     for candidate in candidates if ordered else sorted(candidates, key=lambda c: c.order):
+        if free <= 0 and not blockable:
+            break
         size = pools.get(candidate.pool)
         if size is None:
             selection.blocked[candidate.ti_id] = (

@@ -29,6 +29,7 @@ from orchestrator.services.containers import (
 from orchestrator.services.control_tasks import branch_outcome
 from orchestrator.services.logs import LogFile
 from orchestrator.services.mapping import render_attempt
+from orchestrator.services.policy import OperatorPolicy
 from orchestrator.services.scheduler_view import StoreView
 from orchestrator.services.secrets import secret_source
 from orchestrator.services.set_state import SetState, SkipTasks
@@ -59,6 +60,7 @@ class AttemptRecords:
         self._skip_tasks = skip_tasks
         self._release_stop = release_stop
         self._background = background  # file work after the commit, off the loop
+        self._policy = OperatorPolicy.from_settings(settings)
 
     def prepare(
         self,
@@ -94,7 +96,9 @@ class AttemptRecords:
         try:
             secrets = secret_source(self._settings, session)
             rendered = render_attempt(spec, task, info, ti, outputs, secrets)
-            request = build_launch_request(self._settings, task, rendered, key, info, host_output)
+            request = build_launch_request(
+                self._settings, task, rendered, key, info, host_output, self._policy
+            )
         except (TemplateError, PolicyViolation) as exc:
             message = str(exc)
             what = "template error" if isinstance(exc, TemplateError) else "refused by policy"
@@ -226,11 +230,11 @@ class AttemptRecords:
             ti.stop_reason = None
         waiting = result.state in (TaskState.RUNNING, TaskState.UP_FOR_RESCHEDULE)
         key = AttemptKey(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, ti.try_number)
-        path = log_path(self._settings, key)
         if waiting:
-            LogFile(path).write_line(f"[orchestrator] {result.detail}")
+            LogFile(log_path(self._settings, key)).write_line(f"[orchestrator] {result.detail}")
         elif result.state != TaskState.SUCCESS:
-            LogFile(path).write_line(f"[orchestrator] {result.state.value}: {result.detail}")
+            line = f"[orchestrator] {result.state.value}: {result.detail}"
+            LogFile(log_path(self._settings, key)).write_line(line)
         if ti.state == TaskState.QUEUED.value and end.launch_error is None:
             ti.start_date = ti.start_date or now
             self._set_state(session, ti, TaskState.RUNNING, now)

@@ -184,9 +184,11 @@ def build_launch_request(
     key: AttemptKey,
     run: RunInfo,
     host_output_dir: Path,
+    policy: OperatorPolicy | None = None,
 ) -> LaunchRequest:
     """Everything Docker needs for one attempt, nothing left to template; the task's secret
-    values included (and named in `sensitive`, to be masked in its log).
+    values included (and named in `sensitive`, to be masked in its log). `policy`: the
+    operator's, as the settings describe it (a caller that launches many passes it in).
 
     Limits the task leaves unset take the operator's defaults (`ORCH_DEFAULT_MEMORY`,
     `ORCH_DEFAULT_CPUS`, `ORCH_DEFAULT_PIDS_LIMIT`); the user is the image's unless the task
@@ -221,7 +223,8 @@ def build_launch_request(
     where = f"DAG '{key.dag_id}', task '{key.task_id}'"
     if key.map_index >= 0:
         where += f" (map index {key.map_index})"
-    OperatorPolicy.from_settings(settings).check_request(request, where, trusted=(output_mount,))
+    policy = policy or OperatorPolicy.from_settings(settings)
+    policy.check_request(request, where, trusted=(output_mount,))
     return request
 
 

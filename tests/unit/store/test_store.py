@@ -1,4 +1,4 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -280,3 +280,34 @@ def test_container_id_is_stored_on_a_plain_connection_for_the_current_try_only(
 def test_engine_of_refuses_a_factory_without_an_engine() -> None:
     with pytest.raises(TypeError, match="not bound to an engine"):
         engine_of(sessionmaker())
+
+
+def test_times_are_stored_as_naive_utc_text_on_sqlite_and_read_back_aware(
+    sessions: sessionmaker[Session],
+) -> None:
+    """The store's own SQLite time format is SQLAlchemy's `DateTime` text, so rows written
+    before and after read the same."""
+    from sqlalchemy import DateTime, text
+
+    from orchestrator.store.tables import UTCDateTime
+
+    dialect = engine_of(sessions).dialect
+    stored = UTCDateTime().bind_processor(dialect)
+    standard = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert stored is not None and standard is not None
+    east = timezone(timedelta(hours=5))
+    for value in (datetime(2026, 3, 29, 1, 30, tzinfo=east), datetime(999, 1, 2, 3, 4, 5, 6, UTC)):
+        assert stored(value) == standard(value.astimezone(UTC).replace(tzinfo=None))
+    assert stored(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        stored(datetime(2026, 1, 1))
+    when = datetime(2026, 3, 29, 1, 30, 0, 250, tzinfo=east)
+    with sessions.begin() as session:
+        run_pk = make_run(session)
+        session.get(DagRunRow, run_pk).start_date = when  # type: ignore[union-attr]
+    with sessions() as session:
+        raw = session.execute(
+            text("SELECT start_date FROM dag_runs WHERE id = :id"), {"id": run_pk}
+        )
+        assert raw.scalar() == "2026-03-28 20:30:00.000250"
+        assert session.get(DagRunRow, run_pk).start_date == when  # type: ignore[union-attr]
