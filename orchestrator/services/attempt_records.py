@@ -187,7 +187,7 @@ class AttemptRecords:
         """Record how an attempt ended and move its task instance on (retry, success, a
         sensor's next poke, a branch's skips, a requested clear or mark); False if the
         attempt is no longer the task instance's current one."""
-        ti = session.get(TaskInstanceRow, ti_id)
+        ti = self._view.ti(session, ti_id)
         if ti is None or ti.try_number != try_number:
             return False
         if TaskState(ti.state) not in ACTIVE_TASK_STATES:

@@ -485,7 +485,7 @@ class Scheduler:
         if isinstance(message, Exited):
             self._on_container_exited(session, message.container_id, after_commit)
         elif isinstance(message, Launched):
-            ti = session.get(TaskInstanceRow, message.ti_id)
+            ti = self._view.ti(session, message.ti_id)
             if ti is None or ti.try_number != message.try_number:
                 return
             if ti.state == TaskState.QUEUED.value:
@@ -548,7 +548,7 @@ class Scheduler:
             after_commit.append(self._wake.set)  # start what was claimed without waiting
 
     def _owns(self, session: Session, ti: TaskInstanceRow) -> bool:
-        return self._run_filter(ti_store.get_run_of(session, ti))
+        return self._run_filter(self._view.run_of(session, ti))
 
     # ----------------------------------------------------------------- launching
     def _queue_launches(
@@ -565,7 +565,7 @@ class Scheduler:
             session,
             self._view.ready(session, [TaskState.SCHEDULED]),
             lambda dag_id: (self._view.spec(session, dag_id), self._view.spec_version(dag_id)),
-            lambda ti: ti_store.get_run_of(session, ti),
+            lambda ti: self._view.run_of(session, ti),
             self._run_filter,
             held,
         )
@@ -637,7 +637,7 @@ class Scheduler:
             task = self._view.task(session, ti.dag_id, ti.task_id)
             if spec is None or task is None:
                 continue
-            run = ti_store.get_run_of(session, ti)
+            run = self._view.run_of(session, ti)
             job = self._prepare_attempt(session, spec, task, run, ti, now, report)
             if job is not None:
                 jobs.append(job)
@@ -680,7 +680,7 @@ class Scheduler:
     ) -> None:
         """Reconciliation found the attempt's container gone: fail the attempt (retried if
         retries remain), unless it ended meanwhile or its harvest is under way."""
-        ti = session.get(TaskInstanceRow, message.ti_id)
+        ti = self._view.ti(session, message.ti_id)
         if ti is None or ti.container_id != message.container_id:
             return
         if message.container_id is not None and message.container_id in self._harvesting:
@@ -714,7 +714,7 @@ class Scheduler:
                 if waiting and ti.next_try_at is not None and ti.next_try_at > now:
                     self._control_wake = min(ti.next_try_at, self._control_wake or ti.next_try_at)
                     continue
-                run = ti_store.get_run_of(session, ti)
+                run = self._view.run_of(session, ti)
                 if not self._run_filter(run):
                     continue
                 handled.add(ti.id)
@@ -778,7 +778,7 @@ class Scheduler:
                 old,
                 state,
                 now,
-                lambda: ti_store.get_run_of(session, ti),
+                lambda: self._view.run_of(session, ti),
             )
         )
         if state.is_finished:

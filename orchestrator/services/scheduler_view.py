@@ -489,6 +489,17 @@ class StoreView:
                 found.append(run)
         return found
 
+    def ti(self, session: Session, ti_id: int) -> TaskInstanceRow | None:
+        """A task instance by id: a kept one as kept (current: see `begin_pass`), else the
+        session's."""
+        kept = self._kept.get(ti_id)
+        return kept if kept is not None else session.get(TaskInstanceRow, ti_id)
+
+    def run_of(self, session: Session, ti: TaskInstanceRow) -> DagRunRow:
+        """A task instance's run: a running one as read for the pass, else the session's."""
+        run = self._running_read.get(ti.dag_run_id)
+        return run if run is not None else ti_store.get_run_of(session, ti)
+
     def by_container(self, session: Session, container_id: str) -> TaskInstanceRow | None:
         """The task instance whose current attempt runs in this container (as prefetched
         for this pass's messages, else read)."""
