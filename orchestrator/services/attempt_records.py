@@ -115,16 +115,7 @@ class AttemptRecords:
                 end_date=now,
             )
             LogFile(path).write_line(f"[orchestrator] {what}: {message}")
-            assign(
-                ti,
-                queued_at=now,
-                end_date=now,
-                container_name=name,
-                container_id=None,
-                exit_code=None,
-                output_json=None,
-                next_try_at=None,
-            )
+            _stamp_try(ti, now, name, end_date=now)
             if not holding_slot:
                 self._set_state(session, ti, TaskState.QUEUED, now)
             self._set_state(session, ti, TaskState.FAILED, now, f"{what}: {message}")
@@ -145,18 +136,8 @@ class AttemptRecords:
             queued_at=now,
         )
         # a poke-mode sensor's next poke counts its execution_timeout from now
-        assign(
-            ti,
-            queued_at=now,
-            start_date=now if holding_slot else None,
-            end_date=None,
-            container_name=request.name,
-            container_id=None,
-            stop_reason=None,
-            exit_code=None,
-            output_json=None,
-            next_try_at=None,
-        )
+        start_date = now if holding_slot else None
+        _stamp_try(ti, now, request.name, end_date=None, start_date=start_date, stop_reason=None)
         if not holding_slot:
             self._set_state(session, ti, TaskState.QUEUED, now)
         return LaunchJob(ti.id, key, request, path, host_output)
@@ -284,3 +265,21 @@ class AttemptRecords:
             last.state, last.exit_code = result.state.value, end.exit_code
             last.detail, last.end_date = result.detail, now
         return result
+
+
+def _stamp_try(
+    ti: TaskInstanceRow, now: datetime, name: str, *, end_date: datetime | None, **more: Any
+) -> None:
+    """Stamp a task instance with the try just recorded: queued now, in container `name`
+    (not created yet), with nothing of an earlier try's ending left."""
+    assign(
+        ti,
+        queued_at=now,
+        end_date=end_date,
+        container_name=name,
+        container_id=None,
+        exit_code=None,
+        output_json=None,
+        next_try_at=None,
+        **more,
+    )
