@@ -305,7 +305,7 @@ class Scheduler:
 
         Messages are handled as part of the pass, their changes written with the rest at the
         commit. Should the pass fail, it is done again with its messages in savepoints (see
-        `_handle_isolated`), so a bad message is logged and skipped; if it fails even so, the
+        `_handle_all`), so a bad message is logged and skipped; if it fails even so, the
         failure is not the messages' and is raised.
         """
         report = TickReport()
@@ -367,13 +367,7 @@ class Scheduler:
             self._claim_runs(session, now, after_commit)
             self._pass_finished, self._pass_notices, self._pass_runs = False, [], {}
             self._view.begin_pass(session)
-            if isolate:
-                self._handle_isolated(session, messages, now, report, after_commit)
-            else:
-                self._prefetch(session, messages)  # also makes the rows they name current
-                with session.no_autoflush:  # see `_handle_isolated`
-                    for message in messages:
-                        self._handle(session, message, now, report, after_commit)
+            self._handle_all(session, messages, now, report, after_commit, isolate)
             created, plan_at = self._runs.plan(session, now)
             report.runs_created += created
             started = self._runs.start_queued(session, now, planned=created > 0)
@@ -405,21 +399,28 @@ class Scheduler:
             except queue.Empty:
                 return messages
 
-    def _handle_isolated(
+    def _handle_all(
         self,
         session: Session,
         messages: list[object],
         now: datetime,
         report: TickReport,
         after_commit: list[Callable[[], object]],
+        isolate: bool,
     ) -> None:
-        """Handle the inbox's messages in one savepoint; if one fails, roll back and handle
-        them again one savepoint each, so only the bad one is logged and skipped.
+        """Handle the inbox's messages, their changes written with the pass's. `isolate`
+        (the pass failed before): in one savepoint; if one fails, roll back and handle them
+        again one savepoint each, so only the bad one is logged and skipped.
 
-        Messages are handled without autoflush (their changes are flushed once, when the
-        savepoint ends, or with the pass's other changes): they look rows up by key, and what
+        Messages are handled without autoflush (their changes are flushed once, with the
+        pass's other changes or when the savepoint ends): they look rows up by key, and what
         one message changes never decides what a query for the next one finds."""
         self._prefetch(session, messages)  # also makes the rows they name current
+        if not isolate:
+            with session.no_autoflush:
+                for message in messages:
+                    self._handle(session, message, now, report, after_commit)
+            return
         if len(messages) > 1:
             saved = self._pass_memory(report, after_commit)
             try:
@@ -699,7 +700,7 @@ class Scheduler:
         with_control = {  # DAGs of running runs that have such tasks
             run.dag_id
             for run in self._view.runs(session, RunState.RUNNING)
-            if getattr(self._view.spec(session, run.dag_id), "control_task_ids", None)
+            if (spec := self._view.spec(session, run.dag_id)) is not None and spec.control_task_ids
         }
         while with_control:
             finished = 0

@@ -459,30 +459,26 @@ class StoreView:
         return self._pass_running
 
     def _running_by_state(self, session: Session) -> list[DagRunRow]:
-        """The running runs: those read before whose state is unchanged as they are (but for
+        """The running runs: those read before and still running as they are (but for
         `ti_writes`, taken from the store), the others read again (and so are those that
         others moved out of `running`, for the pass to see them ended).
 
         Other processes change a running run's row only by changing its state (marking it)
         or its task instances (`ti_writes`): what else they may change waits for a sweep."""
-        rows = run_store.running_run_states(session)
+        rows = run_store.running_run_writes(session)
         known = self._running_read
+        running = RunState.RUNNING.value
         stale = [
-            run_id
-            for run_id, state, _ in rows
-            if run_id not in known or known[run_id].state != state
+            run_id for run_id, _ in rows if run_id not in known or known[run_id].state != running
         ]
-        running = {row[0] for row in rows}
+        still = {run_id for run_id, _ in rows}
         stale += [  # no longer running, and not by this session's doing
-            run_id
-            for run_id, run in known.items()
-            if run_id not in running and run.state == RunState.RUNNING.value
+            run_id for run_id, run in known.items() if run_id not in still and run.state == running
         ]
         if stale:
-            known = dict(known)
             known.update((run.id, run) for run in run_store.runs_by_ids(session, stale, fresh=True))
         found = []
-        for run_id, _, count in rows:
+        for run_id, count in rows:
             run = known.get(run_id)
             if run is not None:
                 set_committed_value(run, "ti_writes", count)

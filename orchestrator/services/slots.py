@@ -148,21 +148,22 @@ class SlotPlanner:
         known, self._entries = self._entries, {}
         for ti in scheduled:
             ti_id = ti.id
-            kept = known.get(ti_id)
-            if kept is not None and kept.item.ti is ti:  # waiting since an earlier pass
-                dag_id, run = kept.candidate.dag_id, kept.item.run
+            entry = known.get(ti_id)
+            if entry is not None and entry.item.ti is ti:  # waiting since an earlier pass
+                dag_id = entry.candidate.dag_id
                 if dag_id not in specs:
                     specs[dag_id] = spec_of(dag_id)
                 spec, version = specs[dag_id]
-                if spec is kept.item.spec and version == kept.version:
-                    if id(run) not in executed:
-                        executed[id(run)] = executes(run)
-                    if executed[id(run)]:
-                        self._entries[ti_id] = kept
-                        entries.append(kept)
-                    continue
-            entry = self._entry(ti, specs, spec_of, run_of)
-            if entry is not None and executes(entry.item.run):
+                if spec is not entry.item.spec or version != entry.version:
+                    entry = self._entry(ti, specs, spec_of, run_of)  # the spec changed
+            else:
+                entry = self._entry(ti, specs, spec_of, run_of)
+            if entry is None:
+                continue
+            run = entry.item.run
+            if id(run) not in executed:
+                executed[id(run)] = executes(run)
+            if executed[id(run)]:
                 self._entries[ti_id] = entry
                 entries.append(entry)
         return entries

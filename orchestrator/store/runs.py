@@ -117,19 +117,17 @@ def runs_in_states(session: Session, states: Sequence[RunState]) -> list[DagRunR
 
 _RUNS_IN_STATES: dict[tuple[str, ...], Select[DagRunRow]] = {}
 
-_RUNNING_STATES = (
-    select(DagRunRow.id, DagRunRow.state, DagRunRow.ti_writes)
+_RUNNING_WRITES = (
+    select(DagRunRow.id, DagRunRow.ti_writes)
     .where(DagRunRow.state == RunState.RUNNING.value)
     .order_by(DagRunRow.queued_at, DagRunRow.id)
 )
 
 
-def running_run_states(session: Session) -> list[tuple[int, str, int]]:
-    """(id, state, `ti_writes`) of the running runs, in `runs_in_states`' order: what a
-    long-lived reader checks its kept run rows against without loading them."""
-    return [
-        (run_id, state, int(count)) for run_id, state, count in session.execute(_RUNNING_STATES)
-    ]
+def running_run_writes(session: Session) -> list[tuple[int, int]]:
+    """(id, `ti_writes`) of the running runs, in `runs_in_states`' order: what a long-lived
+    reader checks its kept run rows against without loading them."""
+    return [(run_id, int(count)) for run_id, count in session.execute(_RUNNING_WRITES)]
 
 
 def set_run_state(session: Session, run: DagRunRow, state: RunState, now: datetime) -> None:
